@@ -1,0 +1,38 @@
+# Thin entry points; each target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test proto lint typecheck check pytest clean lock
+
+$(STAMP): pyproject.toml clients/pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e ./clients -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m service
+
+proto: $(STAMP)
+	PYTHON=$(BIN)/python scripts/gen_proto.sh clients
+
+lint: $(STAMP)
+	$(BIN)/buf lint protos
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+# Rewrites requirements.lock from what the current .venv resolved; run after changing a pin.
+lock: $(STAMP)
+	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

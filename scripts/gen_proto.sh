@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Regenerates the Python stubs of protos/ into the folder given (default: clients/).
+# Used by `make proto` and by the staleness test, so both produce byte-identical output.
+set -euo pipefail
+out=${1:-clients}
+py=${PYTHON:-python}
+# protoc finds the mypy plugins on PATH, next to the interpreter that runs it.
+export PATH="$(dirname "$py"):$PATH"
+mkdir -p "$out/messagelog/v1"
+"$py" -m grpc_tools.protoc -I protos \
+  --python_out="$out" --mypy_out="$out" --grpc_python_out="$out" --mypy_grpc_out="$out" \
+  protos/messagelog/v1/*.proto

@@ -1,0 +1,263 @@
+"""The shared base of every CRM adapter.
+
+An adapter declares its CRM's facts (name, body format, allowed hosts) and implements create and
+update over `self.request`. Everything else lives here, once: the base URL (with the
+MESSAGELOG_CRM_<NAME>_BASE_URL override), the host allow-list, the auth header, timeouts bounded
+by the caller's deadline, mapping HTTP failures to typed errors, and one log line per CRM call
+that never includes headers or bodies. Adapters know nothing of digests or gRPC.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+import httpx
+import structlog
+
+from service.config import CrmSettings
+from service.errors import (
+    CrmAuthFailed,
+    CrmBadResponse,
+    CrmError,
+    CrmNotConfigured,
+    CrmRateLimited,
+    CrmRecordNotFound,
+    CrmRejected,
+    CrmTimeout,
+    CrmUnavailable,
+    HostNotAllowed,
+)
+from service.model import ContactInfo, UserInfo
+from service.render import BodyFormat, RenderedRecord
+
+log = structlog.get_logger("messagelog.crm")
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# An epoch timestamp in a reset header rather than a number of seconds (Clio sends one, Pipedrive the other).
+_EPOCH_THRESHOLD = 1_000_000_000
+
+
+@dataclass
+class CrmCallStats:
+    """What one RPC spent at the CRM, read by the servicer's log line."""
+
+    calls: int = 0
+    last_http_status: int = 0
+
+
+crm_call_stats: ContextVar[CrmCallStats | None] = ContextVar("crm_call_stats", default=None)
+
+
+@dataclass(frozen=True)
+class CrmCall:
+    """Who an adapter acts for in one RPC, and until when."""
+
+    user: UserInfo
+    contact: ContactInfo
+    authorization: str
+    extras: Mapping[str, str]
+    deadline: float | None = None  # time.monotonic() value
+
+
+class TtlCache(Generic[K, V]):
+    """A small in-process cache for per-account lookups (user names, activity types)."""
+
+    def __init__(self, ttl_seconds: float, max_entries: int = 10_000) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._items: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K) -> V | None:
+        item = self._items.get(key)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def put(self, key: K, value: V) -> None:
+        if len(self._items) >= self._max:
+            self._items.clear()
+        self._items[key] = (time.monotonic() + self._ttl, value)
+
+
+@dataclass
+class HttpCrmAdapter(ABC):
+    """Base of every adapter; subclasses set the class attributes and implement create and update."""
+
+    name: ClassVar[str]
+    body_format: ClassVar[BodyFormat]
+    # Regular expressions a CRM account host must match in full (checked even under a base URL override).
+    host_patterns: ClassVar[tuple[str, ...]] = ()
+    # Where requests go when no base URL override is configured; None means one must be configured.
+    default_base_url: ClassVar[str | None] = "https://{hostname}"
+
+    http: httpx.AsyncClient
+    settings: CrmSettings
+    _host_res: tuple[re.Pattern[str], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._host_res = tuple(re.compile(p) for p in self.host_patterns)
+
+    @abstractmethod
+    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+        """Creates the CRM record and returns its id."""
+
+    @abstractmethod
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+        """Replaces the content of CRM record log_id with the record given."""
+
+    def validate(self, call: CrmCall) -> None:
+        """Rejects a call this CRM cannot take before anything is stored or sent; adapters extend it."""
+        self.base_url(call)
+
+    async def user_display_name(self, call: CrmCall) -> str:
+        """The user's name as shown in records; adapters whose CRM can tell override this."""
+        return call.user.name
+
+    def base_url(self, call: CrmCall) -> str:
+        if self._host_res:
+            host = call.user.hostname
+            if not host or not any(p.fullmatch(host) for p in self._host_res):
+                raise HostNotAllowed("user.hostname", host, self.name)
+        if self.settings.base_url:
+            return self.settings.base_url
+        if self.default_base_url is None:
+            raise CrmNotConfigured(
+                f"the {self.name} CRM has no base URL; set MESSAGELOG_CRM_{self.name.upper()}_BASE_URL"
+            )
+        return self.default_base_url.format(hostname=call.user.hostname)
+
+    def auth_headers(self, call: CrmCall) -> dict[str, str]:
+        return {"Authorization": call.authorization}
+
+    async def request(
+        self,
+        call: CrmCall,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Sends one request to the CRM and returns its parsed JSON body (None when empty)."""
+        url = self.base_url(call) + path
+        timeout = self._timeout(call)
+        headers = {"Accept": "application/json", **self.auth_headers(call)}
+        stats = crm_call_stats.get()
+        started = time.perf_counter()
+        status = 0
+        try:
+            response = await self.http.request(
+                method,
+                url,
+                json=json,
+                params=params,
+                headers=headers,
+                timeout=timeout,
+                follow_redirects=False,
+            )
+            status = response.status_code
+        except httpx.TimeoutException:
+            raise CrmTimeout(f"{self.name} did not answer {operation} within {timeout:.1f}s") from None
+        except httpx.HTTPError as exc:
+            raise CrmUnavailable(
+                f"{self.name} could not be reached for {operation} ({type(exc).__name__})"
+            ) from None
+        finally:
+            if stats is not None:
+                stats.calls += 1
+                stats.last_http_status = status
+            log.info(
+                "crm_call",
+                crm=self.name,
+                operation=operation,
+                method=method,
+                http_status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+        if status >= 300:
+            raise self.error_for(response, operation)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise CrmBadResponse(
+                f"{self.name} answered {operation} with a body that is not JSON", http_status=status
+            ) from None
+
+    def _timeout(self, call: CrmCall) -> float:
+        timeout = self.settings.timeout_seconds
+        if call.deadline is not None:
+            timeout = min(timeout, call.deadline - time.monotonic())
+        if timeout <= 0:
+            raise CrmTimeout(f"no time was left to call {self.name}")
+        return timeout
+
+    def error_for(self, response: httpx.Response, operation: str) -> CrmError:
+        """Maps a failed CRM reply to a typed error; adapters add their CRM's own signals by overriding."""
+        status = response.status_code
+        where = f"{self.name} answered {operation} with HTTP {status}"
+        if status == 429:
+            return CrmRateLimited(
+                f"{where}: rate limited", http_status=status, retry_after=retry_after(response)
+            )
+        if status in (401, 403):
+            return CrmAuthFailed(
+                f"{where}: the credentials were refused or lack permission", http_status=status
+            )
+        if status in (404, 410):
+            return CrmRecordNotFound(f"{where}: the record does not exist", http_status=status)
+        if status >= 500:
+            return CrmUnavailable(f"{where}: the CRM failed", http_status=status)
+        return CrmRejected(f"{where}: the CRM refused the request", http_status=status)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait, from Retry-After (seconds or HTTP date) or an X-RateLimit-Reset header."""
+    raw = response.headers.get("retry-after", "").strip()
+    if raw:
+        if raw.isdigit():
+            return float(raw)
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None:
+            return max(0.0, when.timestamp() - time.time())
+    reset = response.headers.get("x-ratelimit-reset", "").strip()
+    try:
+        value = float(reset)
+    except ValueError:
+        return None
+    return max(0.0, value - time.time()) if value > _EPOCH_THRESHOLD else value
+
+
+def field_at(body: Any, *path: str | int) -> Any:
+    """Reads body[path...] from a CRM reply, or raises CrmBadResponse naming what is missing."""
+    node = body
+    for key in path:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            node = None
+        if node is None:
+            raise CrmBadResponse(f"the CRM reply has no {'.'.join(map(str, path))}")
+    return node
+
+
+def record_id(body: Any, *path: str | int) -> str:
+    """Reads a record id (a number or a non-empty string) from a CRM reply."""
+    value = field_at(body, *path)
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        raise CrmBadResponse(f"the CRM reply's {'.'.join(map(str, path))} is not a record id")
+    return str(value)

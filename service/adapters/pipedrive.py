@@ -1,0 +1,113 @@
+"""Pipedrive: each record is an activity (v2 API) whose note holds the HTML digest.
+
+- Host: user.hostname, the company domain such as acme.pipedrive.com.
+- Auth: crm-authorization is sent as the Authorization header (an OAuth "Bearer <token>").
+- additional_submission: "deals" (a deal id) links the activity to a deal; otherwise "leads" (a lead id).
+- The activity type is the account's active SMS type when it has one, else "call"; activity types
+  and the user's name (when the caller doesn't send user.name) are looked up once an hour per account.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.adapters.base import CrmCall, HttpCrmAdapter, TtlCache, field_at, record_id
+from service.errors import FieldViolation, InvalidRequest
+from service.render import BodyFormat, RenderedRecord
+
+_LOOKUP_TTL_SECONDS = 3600.0
+
+
+class PipedriveAdapter(HttpCrmAdapter):
+    name = "pipedrive"
+    body_format = BodyFormat.HTML
+    host_patterns = (r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.pipedrive\.com",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._activity_types: TtlCache[str, str] = TtlCache(_LOOKUP_TTL_SECONDS)
+        self._user_names: TtlCache[tuple[str, str], str] = TtlCache(_LOOKUP_TTL_SECONDS)
+
+    def validate(self, call: CrmCall) -> None:
+        super().validate(call)
+        _pipedrive_id("contact.id", call.contact.id)
+        if call.contact.organization_id:
+            _pipedrive_id("contact.organization.id", call.contact.organization_id)
+        self._links(call)
+
+    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+        first = record.first_time
+        payload: dict[str, Any] = {
+            "subject": record.subject,
+            "type": await self._activity_type(call),
+            "note": record.body,
+            "done": True,
+            "due_date": first.strftime("%Y-%m-%d"),
+            "due_time": first.strftime("%H:%M"),
+            "person_id": _pipedrive_id("contact.id", call.contact.id),
+            "participants": [{"person_id": _pipedrive_id("contact.id", call.contact.id), "primary": True}],
+            **self._links(call),
+        }
+        if call.user.id.isdigit():
+            payload["owner_id"] = int(call.user.id)
+        if call.contact.organization_id:
+            payload["org_id"] = _pipedrive_id("contact.organization.id", call.contact.organization_id)
+        body = await self.request(
+            call, "POST", "/api/v2/activities", json=payload, operation="create_activity"
+        )
+        return record_id(body, "data", "id")
+
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+        payload = {"subject": record.subject, "note": record.body, **self._links(call)}
+        await self.request(
+            call,
+            "PATCH",
+            f"/api/v2/activities/{_pipedrive_id('log_id', log_id)}",
+            json=payload,
+            operation="update_activity",
+        )
+
+    async def user_display_name(self, call: CrmCall) -> str:
+        if call.user.name:
+            return call.user.name
+        key = (call.user.hostname, call.user.id)
+        name = self._user_names.get(key)
+        if name is None:
+            body = await self.request(call, "GET", "/v1/users/me", operation="get_current_user")
+            name = str(field_at(body, "data", "name"))
+            self._user_names.put(key, name)
+        return name
+
+    async def _activity_type(self, call: CrmCall) -> str:
+        key_string = self._activity_types.get(call.user.hostname)
+        if key_string is None:
+            body = await self.request(call, "GET", "/v1/activityTypes", operation="list_activity_types")
+            types = field_at(body, "data")
+            key_string = "call"
+            for item in types if isinstance(types, list) else []:
+                if (
+                    isinstance(item, dict)
+                    and item.get("active_flag")
+                    and (
+                        str(item.get("key_string", "")).lower() == "sms"
+                        or str(item.get("name", "")).lower() == "sms"
+                    )
+                ):
+                    key_string = str(item["key_string"])
+                    break
+            self._activity_types.put(call.user.hostname, key_string)
+        return key_string
+
+    @staticmethod
+    def _links(call: CrmCall) -> dict[str, Any]:
+        if deal := call.extras.get("deals", ""):
+            return {"deal_id": _pipedrive_id("additional_submission[deals]", deal)}
+        if lead := call.extras.get("leads", ""):
+            return {"lead_id": lead}
+        return {}
+
+
+def _pipedrive_id(field: str, value: str) -> int:
+    if not value.isdigit():
+        raise InvalidRequest([FieldViolation(field, "must be a Pipedrive id (digits only)")])
+    return int(value)

@@ -1,0 +1,106 @@
+"""Settings, read once from the environment (MESSAGELOG_*); see the README's settings table."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PORT = 50051
+DEFAULT_CRM_TIMEOUT_SECONDS = 10.0
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot work with."""
+
+
+@dataclass(frozen=True)
+class CrmSettings:
+    """One adapter's settings: MESSAGELOG_CRM_<NAME>_<SETTING>, else MESSAGELOG_CRM_<SETTING>."""
+
+    base_url: str | None
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    database_url: str = "sqlite:///messagelog.db"
+    crm_timeout_seconds: float = DEFAULT_CRM_TIMEOUT_SECONDS
+    # Longest a call waits for its turn at a busy digest when the caller set no deadline.
+    max_call_seconds: float = 30.0
+    # A digest lease outlives a crashed holder by at most this long.
+    digest_lease_seconds: float = 15.0
+    shutdown_grace_seconds: float = 10.0
+    log_level: str = "info"
+    log_format: str = "auto"
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        settings = cls(
+            host=env.get("MESSAGELOG_HOST", cls.host),
+            port=_int(env, "MESSAGELOG_PORT", DEFAULT_PORT, minimum=0, maximum=65535),
+            database_url=env.get("MESSAGELOG_DATABASE_URL", "") or _default_database_url(),
+            crm_timeout_seconds=_float(env, "MESSAGELOG_CRM_TIMEOUT", DEFAULT_CRM_TIMEOUT_SECONDS),
+            max_call_seconds=_float(env, "MESSAGELOG_MAX_CALL_SECONDS", cls.max_call_seconds),
+            digest_lease_seconds=_float(env, "MESSAGELOG_DIGEST_LEASE_SECONDS", cls.digest_lease_seconds),
+            shutdown_grace_seconds=_float(
+                env, "MESSAGELOG_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
+            ),
+            log_level=env.get("MESSAGELOG_LOG_LEVEL", cls.log_level).lower(),
+            log_format=env.get("MESSAGELOG_LOG_FORMAT", cls.log_format).lower(),
+            environ=env,
+        )
+        if settings.log_level not in {"debug", "info", "warning", "error"}:
+            raise SettingsError(
+                f"MESSAGELOG_LOG_LEVEL must be debug, info, warning or error, not {settings.log_level!r}"
+            )
+        if settings.log_format not in {"auto", "json", "console"}:
+            raise SettingsError(
+                f"MESSAGELOG_LOG_FORMAT must be auto, json or console, not {settings.log_format!r}"
+            )
+        return settings
+
+    def crm(self, name: str) -> CrmSettings:
+        prefix = f"MESSAGELOG_CRM_{name.upper()}_"
+        base_url = self.environ.get(prefix + "BASE_URL") or None
+        if base_url is not None:
+            base_url = base_url.rstrip("/")
+            if not base_url.startswith(("http://", "https://")):
+                raise SettingsError(f"{prefix}BASE_URL must start with http:// or https://")
+        timeout = _float(self.environ, prefix + "TIMEOUT", self.crm_timeout_seconds)
+        return CrmSettings(base_url=base_url, timeout_seconds=timeout)
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{Path.cwd() / 'messagelog.db'}"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}, not {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, not {value}")
+    return value

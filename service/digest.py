@@ -1,0 +1,195 @@
+"""Decides, for one message, whether to create a CRM record, append to one, or do nothing.
+
+The protocol, per message:
+1. claim: in one transaction, find or create the digest row for the message's thread and local
+   day, and file the message as "pending" (or find it already there). Already logged: done, no
+   CRM call.
+2. lease: take the digest's lease (an in-process lock first, then a lease row-update that other
+   processes respect), waiting no longer than the caller's deadline.
+3. write: under the lease, render the whole record from every stored entry of the digest in
+   creation-time order, then create it (no CRM id yet) or replace its content (update). Pending
+   messages of concurrent calls ride along in the same write; their calls then find them logged.
+4. record: mark the written messages logged. If the write failed, the call withdraws its own
+   message, so nothing is marked logged that the CRM does not hold.
+
+Once a CRM write has been sent, it and the recording of its result run to completion even if the
+caller goes away, so a cancelled call never leaves a written record unrecorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import weakref
+from dataclasses import dataclass
+
+import structlog
+
+from service.adapters.base import CrmCall, HttpCrmAdapter
+from service.errors import CrmRecordNotFound, DigestBusy
+from service.model import LogRequest, Outcome
+from service.render import DigestView, render
+from service.store import ClaimedMessage, MessageState, Store
+
+log = structlog.get_logger("messagelog.digest")
+
+_POLL_FIRST_SECONDS = 0.02
+_POLL_MAX_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class LogResult:
+    log_id: str
+    outcome: Outcome
+
+
+class DigestLogger:
+    def __init__(self, store: Store, *, lease_seconds: float) -> None:
+        self._store = store
+        self._lease_ms = int(lease_seconds * 1000)
+        self._local_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._background: set[asyncio.Task[LogResult]] = set()
+
+    async def log(self, request: LogRequest, adapter: HttpCrmAdapter, *, deadline: float) -> LogResult:
+        """Logs request's message; deadline is a time.monotonic() value."""
+        adapter.validate(_crm_call(request, deadline))
+        owner = secrets.token_hex(16)
+        claimed = await self._claim(request, owner)
+        if claimed.state is MessageState.LOGGED:
+            return _finished(claimed)
+        lock = self._local_lock(claimed.digest_id)
+        try:
+            await self._take_turn(lock, claimed.digest_id, owner, deadline)
+        except BaseException:
+            await asyncio.shield(self._store.withdraw(request.scope, request.entry.message_id, owner))
+            raise
+        # From here the lease is ours and only the task releases it, after the CRM write and its
+        # recording are complete, even if the caller goes away meanwhile.
+        task = asyncio.create_task(
+            self._write_holding_lease(request, adapter, claimed.digest_id, owner, lock, deadline)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return await asyncio.shield(task)
+
+    async def drain(self) -> None:
+        """Waits for writes whose callers went away, so a graceful stop records every CRM write."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _claim(self, request: LogRequest, owner: str) -> ClaimedMessage:
+        if request.log_id:
+            return await self._store.claim_in_log(request, owner)
+        return await self._store.claim(request, owner)
+
+    def _local_lock(self, digest_id: int) -> asyncio.Lock:
+        lock = self._local_locks.get(digest_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._local_locks[digest_id] = lock
+        return lock
+
+    async def _take_turn(self, lock: asyncio.Lock, digest_id: int, owner: str, deadline: float) -> None:
+        """Waits for this process's earlier calls on the digest, then for other processes' lease."""
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await lock.acquire()
+        except TimeoutError:
+            raise DigestBusy("another call is writing this digest; retry shortly") from None
+        try:
+            pause = _POLL_FIRST_SECONDS
+            while not await self._store.try_lease(digest_id, owner, self._lease_ms):
+                if deadline - time.monotonic() <= pause:
+                    raise DigestBusy("another server is writing this digest; retry shortly")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _POLL_MAX_SECONDS)
+        except BaseException:
+            lock.release()
+            raise
+
+    async def _write_holding_lease(
+        self,
+        request: LogRequest,
+        adapter: HttpCrmAdapter,
+        digest_id: int,
+        owner: str,
+        lock: asyncio.Lock,
+        deadline: float,
+    ) -> LogResult:
+        renewer = asyncio.create_task(self._renew(digest_id, owner))
+        try:
+            current = await self._store.message(request.scope, request.entry.message_id, owner)
+            if current is None:
+                # The call that first handed this message over failed and withdrew it: file it again.
+                current = await self._claim(request, owner)
+            if current.state is MessageState.LOGGED:
+                return _finished(current)
+            try:
+                return await self._write(request, adapter, current.digest_id, deadline)
+            except BaseException:
+                await self._store.withdraw(request.scope, request.entry.message_id, owner)
+                raise
+        finally:
+            renewer.cancel()
+            try:
+                await self._store.release_lease(digest_id, owner)
+            finally:
+                lock.release()
+
+    async def _renew(self, digest_id: int, owner: str) -> None:
+        while True:
+            await asyncio.sleep(self._lease_ms / 3000)
+            await self._store.try_lease(digest_id, owner, self._lease_ms)
+
+    async def _write(
+        self, request: LogRequest, adapter: HttpCrmAdapter, digest_id: int, deadline: float
+    ) -> LogResult:
+        digest = await self._store.load(digest_id)
+        call = _crm_call(request, deadline)
+        view = DigestView(
+            kind=request.kind,
+            contact=request.contact,
+            user_name=await adapter.user_display_name(call),
+            zone=request.user.zone,
+            zone_label=request.user.zone_label,
+            local_date=digest.entries[0].created_at.astimezone(request.user.zone).date()
+            if request.log_id
+            else request.local_date,
+            entries=digest.entries,
+        )
+        record = render(view, adapter.body_format)
+        if digest.crm_log_id is None:
+            log_id, via = await adapter.create(call, record), "create"
+        else:
+            try:
+                await adapter.update(call, digest.crm_log_id, record)
+                log_id, via = digest.crm_log_id, "append"
+            except CrmRecordNotFound:
+                if request.log_id:
+                    raise
+                # Someone deleted the day's record in the CRM: start a new one holding the whole day.
+                log.info("digest_record_gone", digest_id=digest_id, crm=request.crm)
+                log_id, via = await adapter.create(call, record), "create"
+        await self._store.record_written(digest_id, log_id, digest.pending_ids, via)
+        if request.entry.message_id not in digest.pending_ids:
+            raise RuntimeError("the message being logged was not pending in its digest")
+        return LogResult(log_id, Outcome.CREATED if via == "create" else Outcome.APPENDED)
+
+
+def _crm_call(request: LogRequest, deadline: float) -> CrmCall:
+    return CrmCall(
+        user=request.user,
+        contact=request.contact,
+        authorization=request.authorization,
+        extras=request.additional_submission,
+        deadline=deadline,
+    )
+
+
+def _finished(claimed: ClaimedMessage) -> LogResult:
+    assert claimed.crm_log_id is not None  # a logged message is always in a written record
+    if not claimed.owned:
+        return LogResult(claimed.crm_log_id, Outcome.ALREADY_LOGGED)
+    outcome = Outcome.CREATED if claimed.logged_via == "create" else Outcome.APPENDED
+    return LogResult(claimed.crm_log_id, outcome)

@@ -1,0 +1,152 @@
+"""Every error messagelog reports, each knowing the gRPC status it becomes.
+
+MessageLogError                       base: grpc_code, reason, retryable
+├── InvalidRequest                    INVALID_ARGUMENT     INVALID_REQUEST (with field violations)
+│   ├── UnknownCrm                    INVALID_ARGUMENT     UNKNOWN_CRM
+│   └── HostNotAllowed                INVALID_ARGUMENT     CRM_HOST_NOT_ALLOWED
+├── CredentialsMissing                UNAUTHENTICATED      CRM_CREDENTIALS_MISSING
+├── CrmNotConfigured                  FAILED_PRECONDITION  CRM_NOT_CONFIGURED
+├── LogNotFound                       NOT_FOUND            LOG_NOT_FOUND
+├── DigestBusy                        UNAVAILABLE          DIGEST_BUSY
+├── StoreUnavailable                  UNAVAILABLE          STORE_UNAVAILABLE
+└── CrmError                          raised by the adapter base from a CRM reply (http_status)
+    ├── CrmAuthFailed                 FAILED_PRECONDITION  CRM_AUTH_FAILED
+    ├── CrmRecordNotFound             NOT_FOUND            CRM_RECORD_NOT_FOUND
+    ├── CrmRejected                   FAILED_PRECONDITION  CRM_REJECTED
+    ├── CrmRateLimited                UNAVAILABLE          CRM_RATE_LIMITED (retry_after)
+    ├── CrmUnavailable                UNAVAILABLE          CRM_UNAVAILABLE
+    ├── CrmTimeout                    UNAVAILABLE          CRM_TIMEOUT
+    └── CrmBadResponse                INTERNAL             CRM_BAD_RESPONSE
+
+Messages are written for the caller: they name what is wrong and never quote credentials or message
+text. Only the servicer turns these into gRPC statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import grpc
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One invalid request field, reported as a google.rpc.BadRequest field violation."""
+
+    field: str
+    description: str
+
+
+class MessageLogError(Exception):
+    """Base of every error with a defined gRPC status."""
+
+    grpc_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+    reason: ClassVar[str] = "INTERNAL_ERROR"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(MessageLogError):
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_REQUEST"
+
+    def __init__(self, violations: Sequence[FieldViolation]) -> None:
+        self.violations = tuple(violations)
+        summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(f"invalid request: {summary}")
+
+
+class UnknownCrm(InvalidRequest):
+    reason = "UNKNOWN_CRM"
+
+    def __init__(self, crm: str, known: Sequence[str]) -> None:
+        super().__init__([FieldViolation("crm", f"unknown CRM {crm!r}; known: {', '.join(known)}")])
+
+
+class HostNotAllowed(InvalidRequest):
+    reason = "CRM_HOST_NOT_ALLOWED"
+
+    def __init__(self, field: str, host: str, crm: str) -> None:
+        super().__init__([FieldViolation(field, f"host {host!r} is not a {crm} host")])
+
+
+class CredentialsMissing(MessageLogError):
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "CRM_CREDENTIALS_MISSING"
+
+
+class CrmNotConfigured(MessageLogError):
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "CRM_NOT_CONFIGURED"
+
+
+class LogNotFound(MessageLogError):
+    grpc_code = grpc.StatusCode.NOT_FOUND
+    reason = "LOG_NOT_FOUND"
+
+
+class DigestBusy(MessageLogError):
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    reason = "DIGEST_BUSY"
+    retryable = True
+
+
+class StoreUnavailable(MessageLogError):
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    reason = "STORE_UNAVAILABLE"
+    retryable = True
+
+
+class CrmError(MessageLogError):
+    """An error the CRM reported, or a failure to reach it; http_status is 0 when no reply came."""
+
+    def __init__(self, message: str, *, http_status: int = 0) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class CrmAuthFailed(CrmError):
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "CRM_AUTH_FAILED"
+
+
+class CrmRecordNotFound(CrmError):
+    grpc_code = grpc.StatusCode.NOT_FOUND
+    reason = "CRM_RECORD_NOT_FOUND"
+
+
+class CrmRejected(CrmError):
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "CRM_REJECTED"
+
+
+class CrmRateLimited(CrmError):
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    reason = "CRM_RATE_LIMITED"
+    retryable = True
+
+    def __init__(self, message: str, *, http_status: int, retry_after: float | None) -> None:
+        super().__init__(message, http_status=http_status)
+        self.retry_after = retry_after
+
+
+class CrmUnavailable(CrmError):
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    reason = "CRM_UNAVAILABLE"
+    retryable = True
+
+
+class CrmTimeout(CrmError):
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    reason = "CRM_TIMEOUT"
+    retryable = True
+
+
+class CrmBadResponse(CrmError):
+    grpc_code = grpc.StatusCode.INTERNAL
+    reason = "CRM_BAD_RESPONSE"

@@ -1,0 +1,161 @@
+"""Assembles and runs the gRPC server: MessageLogService, health, reflection, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import httpx
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from messagelog.v1 import message_log_service_pb2 as service_pb
+from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
+from sqlalchemy.engine import make_url
+
+from service.adapters.registry import AdapterRegistry
+from service.config import Settings, SettingsError
+from service.digest import DigestLogger
+from service.errors import StoreUnavailable
+from service.servicer import MessageLogServicer
+from service.store import Store, open_store
+
+log = structlog.get_logger("messagelog.server")
+
+SERVICE_NAME = service_pb.DESCRIPTOR.services_by_name["MessageLogService"].full_name
+MAX_REQUEST_BYTES = 256 * 1024
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class StartupError(Exception):
+    """The service cannot start; the message says why in one line."""
+
+
+@dataclass
+class RunningServer:
+    port: int
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    store: Store
+
+
+class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Binds a request id and the peer to every log line of a unary call."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+        request_id = ""
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == "x-request-id" and isinstance(value, str) and _REQUEST_ID.match(value):
+                request_id = value
+        request_id = request_id or secrets.token_hex(8)
+
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            with structlog.contextvars.bound_contextvars(request_id=request_id, peer=context.peer()):
+                return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+async def _open_store(settings: Settings) -> Store:
+    try:
+        return await open_store(settings.database_url)
+    except SettingsError as exc:
+        raise StartupError(str(exc)) from None
+    except StoreUnavailable as exc:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        cause = exc.__cause__
+        detail = f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}" if cause else "unavailable"
+        raise StartupError(f"cannot open the store at {where} ({detail})") from None
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[RunningServer]:
+    """Starts the whole service; on exit stops it gracefully and closes the store and HTTP pool."""
+    store = await _open_store(settings)
+    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+    try:
+        registry = AdapterRegistry(settings, http)
+        try:
+            registry.check_settings()
+        except SettingsError as exc:
+            raise StartupError(str(exc)) from None
+        digests = DigestLogger(store, lease_seconds=settings.digest_lease_seconds)
+        server = grpc.aio.server(
+            interceptors=[RequestContextInterceptor()],
+            options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+        )
+        service_grpc.add_MessageLogServiceServicer_to_server(
+            MessageLogServicer(settings, registry, digests), server
+        )
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (
+                SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        address = _address(settings.host, settings.port)
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError:
+            port = 0
+        if port == 0:
+            raise StartupError(f"cannot listen on {address}: the address is in use or not available")
+        await server.start()
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        try:
+            yield RunningServer(port=port, server=server, health=health_servicer, store=store)
+        finally:
+            await health_servicer.enter_graceful_shutdown()
+            await server.stop(settings.shutdown_grace_seconds)
+            await digests.drain()
+    finally:
+        await http.aclose()
+        await store.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Runs until SIGTERM or SIGINT, then lets in-flight calls finish."""
+    async with running(settings) as service:
+        log.info(
+            "server_started",
+            address=_address(settings.host, service.port),
+            port=service.port,
+            store=service.store.dialect,
+        )
+        if settings.host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("plaintext_listener", detail="the port has no TLS and no caller authentication")
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        await stopping.wait()
+        log.info("server_stopping", grace_seconds=settings.shutdown_grace_seconds)
+    log.info("server_stopped")

@@ -1,0 +1,180 @@
+"""MessageLogService over gRPC: validation, the digest logic, and the only place errors become statuses."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+import structlog
+from google.protobuf import duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from messagelog.v1 import message_log_pb2 as pb
+from messagelog.v1 import message_log_service_pb2 as service_pb
+from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
+
+from service.adapters.base import CrmCallStats, crm_call_stats
+from service.adapters.registry import NAMES, AdapterRegistry
+from service.config import Settings
+from service.digest import DigestLogger, LogResult
+from service.errors import CredentialsMissing, CrmError, CrmRateLimited, InvalidRequest, MessageLogError
+from service.model import LogRequest, Outcome
+from service.validation import Request, parse_request
+
+log = structlog.get_logger("messagelog.rpc")
+
+ERROR_DOMAIN = "messagelog"
+AUTH_METADATA = "crm-authorization"
+MAX_AUTHORIZATION_CHARS = 8192
+
+_OUTCOMES = {
+    Outcome.CREATED: pb.LOG_OUTCOME_CREATED,
+    Outcome.APPENDED: pb.LOG_OUTCOME_APPENDED,
+    Outcome.ALREADY_LOGGED: pb.LOG_OUTCOME_ALREADY_LOGGED,
+}
+_RETURN_TEXT = {
+    Outcome.CREATED: "Message logged.",
+    Outcome.APPENDED: "Message added to the conversation log.",
+    Outcome.ALREADY_LOGGED: "Message was already logged.",
+}
+
+ResponseT = TypeVar("ResponseT", service_pb.AddMessageLogResponse, service_pb.UpdateMessageLogResponse)
+
+
+class MessageLogServicer(service_grpc.MessageLogServiceServicer):
+    def __init__(self, settings: Settings, registry: AdapterRegistry, digests: DigestLogger) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._digests = digests
+
+    async def AddMessageLog(  # noqa: N802 (gRPC method name)
+        self, request: service_pb.AddMessageLogRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.AddMessageLogResponse:
+        async def build(result: LogResult, parsed: LogRequest) -> service_pb.AddMessageLogResponse:
+            return service_pb.AddMessageLogResponse(
+                log_id=result.log_id,
+                outcome=_OUTCOMES[result.outcome],
+                return_message=_return_message(result.outcome),
+                local_date=parsed.local_date.isoformat(),
+            )
+
+        return await self._handle("AddMessageLog", request, context, build)
+
+    async def UpdateMessageLog(  # noqa: N802 (gRPC method name)
+        self, request: service_pb.UpdateMessageLogRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.UpdateMessageLogResponse:
+        async def build(result: LogResult, _parsed: LogRequest) -> service_pb.UpdateMessageLogResponse:
+            return service_pb.UpdateMessageLogResponse(
+                log_id=result.log_id,
+                outcome=_OUTCOMES[result.outcome],
+                return_message=_return_message(result.outcome),
+            )
+
+        return await self._handle("UpdateMessageLog", request, context, build)
+
+    async def _handle(
+        self,
+        method: str,
+        request: Request,
+        context: grpc.aio.ServicerContext,
+        build: Callable[[LogResult, LogRequest], Awaitable[ResponseT]],
+    ) -> ResponseT:
+        started = time.perf_counter()
+        stats = CrmCallStats()
+        token = crm_call_stats.set(stats)
+        fields: dict[str, object] = {
+            "method": method,
+            "crm": request.crm[:32],
+            "message_id": request.message.id[:64],
+        }
+        try:
+            parsed = parse_request(request, authorization=_authorization(context), known_crms=NAMES)
+            adapter = self._registry.get(parsed.crm)
+            budget = self._settings.max_call_seconds
+            remaining = context.time_remaining()
+            if remaining is not None:
+                budget = min(budget, remaining)
+            result = await self._digests.log(parsed, adapter, deadline=time.monotonic() + budget)
+            fields.update(status="OK", outcome=result.outcome.value)
+            return await build(result, parsed)
+        except MessageLogError as exc:
+            fields.update(status=exc.grpc_code.name, reason=exc.reason)
+            await context.abort(exc.grpc_code, exc.message, _error_metadata(exc, request.crm))
+            raise AssertionError("abort returned") from exc  # pragma: no cover
+        except Exception as exc:
+            # A defect, not a caller's error: log where it happened, never the exception's text,
+            # which can quote SQL parameters or CRM payloads.
+            fields.update(
+                status="INTERNAL",
+                reason="INTERNAL_ERROR",
+                error_type=type(exc).__name__,
+                where="".join(traceback.format_tb(exc.__traceback__)[-3:]),
+            )
+            internal = MessageLogError("internal error; the message was not logged")
+            await context.abort(
+                grpc.StatusCode.INTERNAL, internal.message, _error_metadata(internal, request.crm)
+            )
+            raise AssertionError("abort returned") from exc  # pragma: no cover
+        finally:
+            crm_call_stats.reset(token)
+            log.info(
+                "rpc",
+                **fields,
+                crm_calls=stats.calls,
+                crm_http_status=stats.last_http_status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+
+
+def _authorization(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == AUTH_METADATA:
+            text = value.decode("latin-1") if isinstance(value, bytes) else value
+            text = text.strip()
+            if text and len(text) <= MAX_AUTHORIZATION_CHARS and text.isprintable():
+                return text
+            break
+    raise CredentialsMissing(
+        f"call metadata {AUTH_METADATA!r} must hold the Authorization header value the CRM expects"
+    )
+
+
+def _return_message(outcome: Outcome) -> pb.ReturnMessage:
+    return pb.ReturnMessage(
+        message=_RETURN_TEXT[outcome],
+        message_type=pb.RETURN_MESSAGE_TYPE_SUCCESS,
+        ttl=duration_pb2.Duration(seconds=3),
+    )
+
+
+def _error_metadata(exc: MessageLogError, crm: str) -> tuple[tuple[str, str | bytes], ...]:
+    info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN)
+    if crm:
+        info.metadata["crm"] = crm[:32]
+    if isinstance(exc, CrmError) and exc.http_status:
+        info.metadata["crm_http_status"] = str(exc.http_status)
+    status = status_pb2.Status(code=_rpc_code(exc.grpc_code), message=exc.message)
+    status.details.add().Pack(info)
+    if isinstance(exc, InvalidRequest):
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in exc.violations
+            ]
+        )
+        status.details.add().Pack(bad_request)
+    if isinstance(exc, CrmRateLimited) and exc.retry_after is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(int(exc.retry_after * 1e9))
+        status.details.add().Pack(retry)
+    trailing: tuple[tuple[str, str | bytes], ...] = rpc_status.to_status(status).trailing_metadata
+    return trailing
+
+
+def _rpc_code(code: grpc.StatusCode) -> int:
+    value: int = code.value[0]
+    assert code_pb2.Code.Name(value)  # the two enums share numbers; this fails loudly if not
+    return value

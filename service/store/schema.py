@@ -1,0 +1,62 @@
+"""Tables of the store. Changing them needs a new migration in migrations/versions/."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# One row per CRM record this service writes: an SMS conversation-day, a voicemail or a fax.
+digests = sa.Table(
+    "digests",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    # sha256 of (crm, account host, CRM user id, contact id): who the record is for.
+    sa.Column("scope", sa.String(64), nullable=False),
+    # "sms:<conversation id>", "voicemail:<message id>" or "fax:<message id>".
+    sa.Column("thread_key", sa.String(300), nullable=False),
+    # The day in the user's time zone, YYYY-MM-DD.
+    sa.Column("local_date", sa.String(10), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("crm", sa.String(32), nullable=False),
+    sa.Column("account_host", sa.String(253), nullable=False),
+    sa.Column("crm_user_id", sa.String(255), nullable=False),
+    sa.Column("contact_id", sa.String(255), nullable=False),
+    # The CRM's id of the record; NULL until the create succeeded.
+    sa.Column("crm_log_id", sa.String(255)),
+    # The lease serializes writes to one record across processes; expiry is epoch milliseconds.
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_expires_ms", sa.BigInteger()),
+    sa.Column("created_ms", sa.BigInteger(), nullable=False),
+    sa.Column("updated_ms", sa.BigInteger(), nullable=False),
+    sa.UniqueConstraint("scope", "thread_key", "local_date", name="uq_digests_thread_day"),
+    sa.Index("ix_digests_crm_log_id", "scope", "crm_log_id"),
+)
+
+# One row per message handed to the service; a message id is logged once per scope.
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("scope", sa.String(64), primary_key=True),
+    sa.Column("message_id", sa.String(255), primary_key=True),
+    sa.Column(
+        "digest_id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey("digests.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # The message's creation time, epoch milliseconds: the record's order.
+    sa.Column("created_ms", sa.BigInteger(), nullable=False),
+    # "pending" until a CRM write holding it succeeded, then "logged".
+    sa.Column("state", sa.String(8), nullable=False),
+    # "create" or "append": how the CRM write that logged it went.
+    sa.Column("logged_via", sa.String(8)),
+    # The call that handed the message over, so a failed call withdraws only its own message.
+    sa.Column("owner", sa.String(64), nullable=False),
+    # The entry as the record shows it (JSON of service.model.Entry).
+    sa.Column("entry", sa.Text(), nullable=False),
+    sa.Column("recorded_ms", sa.BigInteger(), nullable=False),
+    sa.Index("ix_messages_digest", "digest_id", "created_ms"),
+)

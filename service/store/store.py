@@ -1,0 +1,344 @@
+"""Store operations behind the digest logic: claim a message, lease a digest, record a write.
+
+Every operation is one short transaction; no transaction is held open across a CRM call. Writes
+to one digest are serialized by a lease row-update that works the same on SQLite and PostgreSQL,
+so several server processes can share one PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from service.config import SettingsError
+from service.errors import LogNotFound, StoreUnavailable
+from service.model import Entry, LogRequest
+from service.store.schema import digests, messages
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+# Any fixed number: every process takes this PostgreSQL lock before migrating, so only one does.
+_MIGRATION_LOCK_KEY = 7_316_001
+
+
+class MessageState(StrEnum):
+    PENDING = "pending"
+    LOGGED = "logged"
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """Where a message stands: in which digest, and whether a CRM write already holds it."""
+
+    digest_id: int
+    crm_log_id: str | None
+    state: MessageState
+    logged_via: str | None
+    owned: bool
+
+
+@dataclass(frozen=True)
+class StoredDigest:
+    id: int
+    crm_log_id: str | None
+    entries: list[Entry]
+    pending_ids: list[str]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _guard(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Reports a lost or refused database as StoreUnavailable, without the SQL or its parameters."""
+
+    @wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except IntegrityError:
+            raise
+        except (DBAPIError, OSError) as exc:
+            raise StoreUnavailable("the message store is unavailable; retry later") from exc
+
+    return wrapper
+
+
+def engine_url(database_url: str) -> str:
+    if database_url.startswith("sqlite:///") and len(database_url) > len("sqlite:///"):
+        return "sqlite+aiosqlite:///" + database_url.removeprefix("sqlite:///")
+    for prefix in ("postgresql://", "postgres://"):
+        if database_url.startswith(prefix):
+            return "postgresql+asyncpg://" + database_url.removeprefix(prefix)
+    raise SettingsError(
+        "MESSAGELOG_DATABASE_URL must look like sqlite:///path/to/file.db or postgresql://user@host:5432/dbname"
+    )
+
+
+async def open_store(database_url: str) -> Store:
+    """Connects and brings the schema up to date; raises StoreUnavailable when the database can't be used."""
+    url = engine_url(database_url)
+    if url.startswith("sqlite"):
+        # One connection: SQLite has one writer anyway, and this keeps each transaction whole.
+        engine = create_async_engine(url, pool_size=1, max_overflow=0)
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
+    store = Store(engine)
+    try:
+        await store.migrate()
+    except StoreUnavailable:
+        await engine.dispose()
+        raise
+    return store
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000", "foreign_keys=ON"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._insert = sqlite_insert if engine.dialect.name == "sqlite" else pg_insert
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    @_guard
+    async def migrate(self) -> None:
+        async with self._engine.begin() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+            await conn.run_sync(_upgrade_to_head)
+
+    @_guard
+    async def ping(self) -> None:
+        async with self._engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self._engine.begin() as conn:
+            yield conn
+
+    @_guard
+    async def claim(self, request: LogRequest, owner: str) -> ClaimedMessage:
+        """Files the message under its thread's digest for the day, creating the digest row if needed."""
+        now = _now_ms()
+        async with self._transaction() as conn:
+            await conn.execute(
+                self._insert(digests)
+                .values(
+                    scope=request.scope,
+                    thread_key=request.thread_key,
+                    local_date=request.local_date.isoformat(),
+                    kind=request.kind.value,
+                    crm=request.crm,
+                    account_host=request.user.hostname,
+                    crm_user_id=request.user.id,
+                    contact_id=request.contact.id,
+                    created_ms=now,
+                    updated_ms=now,
+                )
+                .on_conflict_do_nothing(index_elements=["scope", "thread_key", "local_date"])
+            )
+            digest_id = (
+                await conn.execute(
+                    sa.select(digests.c.id).where(
+                        digests.c.scope == request.scope,
+                        digests.c.thread_key == request.thread_key,
+                        digests.c.local_date == request.local_date.isoformat(),
+                    )
+                )
+            ).scalar_one()
+            return await self._file_message(conn, request, digest_id, owner, now)
+
+    @_guard
+    async def claim_in_log(self, request: LogRequest, owner: str) -> ClaimedMessage:
+        """Files the message under the digest whose CRM record is request.log_id."""
+        now = _now_ms()
+        async with self._transaction() as conn:
+            digest_id = (
+                await conn.execute(
+                    sa.select(digests.c.id)
+                    .where(digests.c.scope == request.scope, digests.c.crm_log_id == request.log_id)
+                    .order_by(digests.c.id.desc())
+                    .limit(1)
+                )
+            ).scalar()
+            if digest_id is None:
+                raise LogNotFound(
+                    f"no {request.crm} record {request.log_id!r} was logged by this service"
+                    " for this user and contact"
+                )
+            return await self._file_message(conn, request, digest_id, owner, now)
+
+    async def _file_message(
+        self, conn: AsyncConnection, request: LogRequest, digest_id: int, owner: str, now: int
+    ) -> ClaimedMessage:
+        entry = request.entry
+        await conn.execute(
+            self._insert(messages)
+            .values(
+                scope=request.scope,
+                message_id=entry.message_id,
+                digest_id=digest_id,
+                created_ms=entry.created_ms,
+                state=MessageState.PENDING.value,
+                owner=owner,
+                entry=entry.to_json(),
+                recorded_ms=now,
+            )
+            .on_conflict_do_nothing(index_elements=["scope", "message_id"])
+        )
+        claimed = await self._message(conn, request.scope, entry.message_id, owner)
+        assert claimed is not None  # inserted or already there, in this transaction
+        return claimed
+
+    @_guard
+    async def message(self, scope: str, message_id: str, owner: str) -> ClaimedMessage | None:
+        async with self._engine.connect() as conn:
+            return await self._message(conn, scope, message_id, owner)
+
+    async def _message(
+        self, conn: AsyncConnection, scope: str, message_id: str, owner: str
+    ) -> ClaimedMessage | None:
+        row = (
+            await conn.execute(
+                sa.select(
+                    messages.c.digest_id,
+                    messages.c.state,
+                    messages.c.logged_via,
+                    messages.c.owner,
+                    digests.c.crm_log_id,
+                )
+                .join(digests, digests.c.id == messages.c.digest_id)
+                .where(messages.c.scope == scope, messages.c.message_id == message_id)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return ClaimedMessage(
+            digest_id=row.digest_id,
+            crm_log_id=row.crm_log_id,
+            state=MessageState(row.state),
+            logged_via=row.logged_via,
+            owned=row.owner == owner,
+        )
+
+    @_guard
+    async def try_lease(self, digest_id: int, owner: str, ttl_ms: int) -> bool:
+        now = _now_ms()
+        async with self._transaction() as conn:
+            result = await conn.execute(
+                sa.update(digests)
+                .where(
+                    digests.c.id == digest_id,
+                    sa.or_(
+                        digests.c.lease_owner.is_(None),
+                        digests.c.lease_owner == owner,
+                        digests.c.lease_expires_ms < now,
+                    ),
+                )
+                .values(lease_owner=owner, lease_expires_ms=now + ttl_ms)
+            )
+            return bool(result.rowcount == 1)
+
+    @_guard
+    async def release_lease(self, digest_id: int, owner: str) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                sa.update(digests)
+                .where(digests.c.id == digest_id, digests.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_ms=None)
+            )
+
+    @_guard
+    async def load(self, digest_id: int) -> StoredDigest:
+        async with self._engine.connect() as conn:
+            crm_log_id = (
+                await conn.execute(sa.select(digests.c.crm_log_id).where(digests.c.id == digest_id))
+            ).scalar_one()
+            rows = (
+                await conn.execute(
+                    sa.select(messages.c.message_id, messages.c.state, messages.c.entry)
+                    .where(messages.c.digest_id == digest_id)
+                    .order_by(messages.c.created_ms, messages.c.message_id)
+                )
+            ).all()
+        return StoredDigest(
+            id=digest_id,
+            crm_log_id=crm_log_id,
+            entries=[Entry.from_json(row.entry) for row in rows],
+            pending_ids=[row.message_id for row in rows if row.state == MessageState.PENDING],
+        )
+
+    @_guard
+    async def record_written(
+        self, digest_id: int, crm_log_id: str, message_ids: Sequence[str], via: str
+    ) -> None:
+        """The CRM now holds these messages in record crm_log_id."""
+        now = _now_ms()
+        async with self._transaction() as conn:
+            await conn.execute(
+                sa.update(digests)
+                .where(digests.c.id == digest_id)
+                .values(crm_log_id=crm_log_id, updated_ms=now)
+            )
+            if message_ids:
+                await conn.execute(
+                    sa.update(messages)
+                    .where(
+                        messages.c.digest_id == digest_id,
+                        messages.c.message_id.in_(list(message_ids)),
+                        messages.c.state == MessageState.PENDING.value,
+                    )
+                    .values(state=MessageState.LOGGED.value, logged_via=via)
+                )
+
+    @_guard
+    async def withdraw(self, scope: str, message_id: str, owner: str) -> None:
+        """Takes back a message this call handed over and no CRM write holds, so a retry starts clean."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                sa.delete(messages).where(
+                    messages.c.scope == scope,
+                    messages.c.message_id == message_id,
+                    messages.c.owner == owner,
+                    messages.c.state == MessageState.PENDING.value,
+                )
+            )
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

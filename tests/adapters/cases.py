@@ -1,0 +1,41 @@
+"""One entry per adapter: how the shared contract suite reaches it and its fake CRM.
+
+Adding a CRM adds one CrmCase here; every scenario in test_contract.py then runs against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tests.fakes.base import FakeCrm
+from tests.fakes.generic import FakeGeneric
+from tests.fakes.pipedrive import FakePipedrive
+
+
+@dataclass(frozen=True)
+class CrmCase:
+    crm: str
+    make_fake: Callable[[], FakeCrm]
+    auth: str
+    hostname: str
+    html: bool
+    contact_id: str = "42"
+    user_id: str = "1001"
+    extras: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.crm
+
+
+CASES = [
+    CrmCase("generic", FakeGeneric, auth="Bearer generic-token", hostname="crm.internal.example", html=False),
+    CrmCase(
+        "pipedrive",
+        FakePipedrive,
+        auth="Bearer pd-token",
+        hostname="acme.pipedrive.com",
+        html=True,
+        extras={"deals": "77"},
+    ),
+]

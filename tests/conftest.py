@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from messagelog.v1 import message_log_service_pb2 as service_pb
+from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
+
+from service.config import Settings
+from service.logging_setup import configure_logging
+from service.server import RunningServer, running
+from tests.fakes.base import FakeCrm
+from tests.helpers import StatusDetails
+
+configure_logging("info", "json")
+
+
+@dataclass
+class Harness:
+    """A real server on a free port, a stub dialing it, and the fake CRM it talks to."""
+
+    stub: service_grpc.MessageLogServiceStub
+    fake: FakeCrm
+    server: RunningServer
+    auth: str
+
+    def metadata(self, auth: str | None = None) -> tuple[tuple[str, str], ...]:
+        return (("crm-authorization", self.auth if auth is None else auth),)
+
+    async def add(
+        self, request: service_pb.AddMessageLogRequest, *, auth: str | None = None, timeout: float = 10
+    ) -> service_pb.AddMessageLogResponse:
+        return await self.stub.AddMessageLog(request, metadata=self.metadata(auth), timeout=timeout)
+
+    async def update(
+        self, request: service_pb.UpdateMessageLogRequest, *, auth: str | None = None, timeout: float = 10
+    ) -> service_pb.UpdateMessageLogResponse:
+        return await self.stub.UpdateMessageLog(request, metadata=self.metadata(auth), timeout=timeout)
+
+    async def add_error(self, request: service_pb.AddMessageLogRequest, **kw: Any) -> StatusDetails:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await self.add(request, **kw)
+        return StatusDetails(raised.value)
+
+    async def update_error(self, request: service_pb.UpdateMessageLogRequest, **kw: Any) -> StatusDetails:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await self.update(request, **kw)
+        return StatusDetails(raised.value)
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "MESSAGELOG_PORT": "0",
+        "MESSAGELOG_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "MESSAGELOG_LOG_FORMAT": "json",
+        "MESSAGELOG_SHUTDOWN_GRACE_SECONDS": "1",
+    }
+
+
+@asynccontextmanager
+async def harness_for(fake: FakeCrm, auth: str, env: dict[str, str]) -> AsyncIterator[Harness]:
+    async with fake.serve() as base_url:
+        settings = Settings.from_env({**env, f"MESSAGELOG_CRM_{fake.name.upper()}_BASE_URL": base_url})
+        async with running(settings) as server:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                yield Harness(service_grpc.MessageLogServiceStub(channel), fake, server, auth)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return base_env(tmp_path)
+
+
+@pytest.fixture
+def make_harness(env: dict[str, str]) -> Callable[..., Any]:
+    def make(fake: FakeCrm, auth: str, **extra_env: str) -> Any:
+        return harness_for(fake, auth, {**env, **extra_env})
+
+    return make
+
+
+POSTGRES_URL = os.environ.get("MESSAGELOG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

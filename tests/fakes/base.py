@@ -1,0 +1,167 @@
+"""The shared machinery of every fake CRM.
+
+A fake is a set of routes over in-memory records. `serve()` puts it behind a real HTTP server on
+127.0.0.1 (aiohttp), so adapters are tested through their real HTTP path. `inject()` queues
+failures that the next matching requests get instead of the normal answer: a status with the
+CRM's own error body and headers, a slow reply (for timeouts), a malformed body, or a dropped
+connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class FakeRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeResponse:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+
+
+@dataclass
+class Fault:
+    """What the next matching request gets instead of its normal answer."""
+
+    status: int = 0
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    malformed: bool = False
+    drop_connection: bool = False
+    method: str | None = None
+    path_pattern: str | None = None
+    # Apply the fault after the normal handler ran (the write happened, the answer is lost).
+    after_effect: bool = False
+
+    def matches(self, request: FakeRequest) -> bool:
+        if self.method and self.method != request.method:
+            return False
+        return not (self.path_pattern and not re.search(self.path_pattern, request.path))
+
+
+Route = tuple[str, re.Pattern[str], Callable[..., FakeResponse]]
+
+
+class FakeCrm:
+    """Base of the fakes; subclasses register routes in __init__ and keep their records."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.requests: list[FakeRequest] = []
+        self.faults: list[Fault] = []
+        self.reply_delay = 0.0
+        self._routes: list[Route] = []
+
+    def route(self, method: str, pattern: str, handler: Callable[..., FakeResponse]) -> None:
+        self._routes.append((method, re.compile(f"^{pattern}$"), handler))
+
+    def inject(self, fault: Fault, times: int = 1) -> None:
+        self.faults.extend([fault] * times)
+
+    def calls(self, method: str | None = None, path_pattern: str = "") -> list[FakeRequest]:
+        return [
+            r
+            for r in self.requests
+            if (method is None or r.method == method) and re.search(path_pattern, r.path)
+        ]
+
+    def authorize(self, request: FakeRequest) -> FakeResponse | None:
+        """Returns the CRM's refusal when the request's credentials are not accepted."""
+        return None
+
+    def not_found(self, request: FakeRequest) -> FakeResponse:
+        return FakeResponse(404, {"error": "not found"})
+
+    def rate_limit_headers(self) -> dict[str, str]:
+        return {}
+
+    async def handle(self, request: FakeRequest) -> FakeResponse | Fault:
+        self.requests.append(request)
+        if self.reply_delay:
+            await asyncio.sleep(self.reply_delay)
+        fault = next((f for f in self.faults if f.matches(request)), None)
+        if fault is not None:
+            self.faults.remove(fault)
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if not fault.after_effect:
+                return fault
+        refusal = self.authorize(request)
+        if refusal is not None:
+            return refusal
+        for method, pattern, handler in self._routes:
+            match = pattern.match(request.path)
+            if match and method == request.method:
+                response = handler(request, *match.groups())
+                response.headers = {**self.rate_limit_headers(), **response.headers}
+                return fault if fault is not None else response
+        return self.not_found(request)
+
+    @asynccontextmanager
+    async def serve(self) -> AsyncIterator[str]:
+        """Serves the fake on 127.0.0.1 and yields its base URL."""
+
+        async def entry(http_request: web.Request) -> web.StreamResponse:
+            raw = await http_request.read()
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode(errors="replace")
+            request = FakeRequest(
+                method=http_request.method,
+                path=http_request.path,
+                query=dict(http_request.query),
+                headers={k.lower(): v for k, v in http_request.headers.items()},
+                body=body,
+            )
+            answer = await self.handle(request)
+            if isinstance(answer, Fault):
+                if answer.drop_connection:
+                    assert http_request.transport is not None
+                    http_request.transport.close()
+                    return web.Response(status=500)
+                if answer.malformed:
+                    return web.Response(
+                        status=answer.status or 200,
+                        text="<html>Gateway error</html>",
+                        content_type="text/html",
+                        headers=answer.headers,
+                    )
+                return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+            if answer.raw is not None:
+                return web.Response(status=answer.status, body=answer.raw, headers=answer.headers)
+            if answer.body is None:
+                return web.Response(status=answer.status, headers=answer.headers)
+            return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", entry)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            await runner.cleanup()

@@ -1,0 +1,73 @@
+"""A fake in-house CRM speaking the generic adapter's documented JSON API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse
+
+_REQUIRED = {
+    "kind",
+    "subject",
+    "body",
+    "body_format",
+    "local_date",
+    "first_message_time",
+    "last_message_time",
+    "message_count",
+    "user_id",
+    "contact",
+    "additional_submission",
+}
+
+
+class FakeGeneric(FakeCrm):
+    name = "generic"
+
+    def __init__(self, *, token: str = "generic-token") -> None:
+        super().__init__()
+        self.token = token
+        self.activities: dict[str, dict[str, Any]] = {}
+        self._created = 0
+        self.route("POST", r"/activity", self._create)
+        self.route("PUT", r"/activity/([^/]+)", self._replace)
+
+    def authorize(self, request: FakeRequest) -> FakeResponse | None:
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return FakeResponse(401, {"error": "invalid token"})
+        return None
+
+    def _invalid(self, body: Any) -> FakeResponse | None:
+        if not isinstance(body, dict) or set(body) != _REQUIRED:
+            return FakeResponse(422, {"error": "document does not match the schema"})
+        return None
+
+    def _create(self, request: FakeRequest) -> FakeResponse:
+        refusal = self._invalid(request.body)
+        if refusal:
+            return refusal
+        self._created += 1
+        activity_id = f"act-{self._created}"
+        self.activities[activity_id] = request.body
+        return FakeResponse(201, {"id": activity_id})
+
+    def _replace(self, request: FakeRequest, activity_id: str) -> FakeResponse:
+        if activity_id not in self.activities:
+            return FakeResponse(404, {"error": "no such activity"})
+        refusal = self._invalid(request.body)
+        if refusal:
+            return refusal
+        self.activities[activity_id] = request.body
+        return FakeResponse(204)
+
+    def record_ids(self) -> list[str]:
+        return list(self.activities)
+
+    def record_body(self, log_id: str) -> str:
+        return str(self.activities[log_id]["body"])
+
+    def delete_record(self, log_id: str) -> None:
+        del self.activities[log_id]
+
+    def write_paths(self) -> str:
+        return r"^/activity"
