@@ -49,7 +49,7 @@ def shown(case: CrmCase, text: str) -> str:
 
 
 def write_calls(crm: Harness) -> int:
-    return len([r for r in crm.fake.calls(path_pattern=crm.fake.write_paths()) if r.method != "GET"])  # type: ignore[attr-defined]
+    return len([r for r in crm.fake.calls(path_pattern=crm.fake.write_paths()) if r.method != "GET"])
 
 
 async def test_first_message_creates_a_record(case: CrmCase, crm: Harness) -> None:
@@ -58,8 +58,8 @@ async def test_first_message_creates_a_record(case: CrmCase, crm: Harness) -> No
     assert response.outcome == pb.LOG_OUTCOME_CREATED
     assert response.local_date == "2026-11-20"
     assert response.return_message.message_type == pb.RETURN_MESSAGE_TYPE_SUCCESS
-    assert crm.fake.record_ids() == [response.log_id]  # type: ignore[attr-defined]
-    body = crm.fake.record_body(response.log_id)  # type: ignore[attr-defined]
+    assert crm.fake.record_ids() == [response.log_id]
+    body = crm.fake.record_body(response.log_id)
     assert shown(case, "Can we meet at 3?") in body
     assert "SMS conversation with Jane Doe - 2026-11-20" in body
     assert "10:00 AM" in body  # 15:00 UTC in New York
@@ -83,8 +83,8 @@ async def test_later_messages_append_in_time_order_whatever_the_arrival_order(
     assert outcomes == [pb.LOG_OUTCOME_CREATED, pb.LOG_OUTCOME_APPENDED, pb.LOG_OUTCOME_APPENDED]
     assert len(log_ids) == 1
     (log_id,) = log_ids
-    assert crm.fake.record_ids() == [log_id]  # type: ignore[attr-defined]
-    body = crm.fake.record_body(log_id)  # type: ignore[attr-defined]
+    assert crm.fake.record_ids() == [log_id]
+    body = crm.fake.record_body(log_id)
     positions = [body.index(text) for text in ("first", "second", "third")]
     assert positions == sorted(positions)
     assert "Conversation (3 messages)" in body
@@ -111,9 +111,9 @@ async def test_voicemail_and_fax_get_one_record_each_with_their_links(case: CrmC
 
     assert vm_response.outcome == fax_response.outcome == pb.LOG_OUTCOME_CREATED
     assert vm_response.log_id != fax_response.log_id
-    assert "https://media.example.com/vm1.mp3" in crm.fake.record_body(vm_response.log_id)  # type: ignore[attr-defined]
-    assert "Voicemail left by Jane Doe" in crm.fake.record_body(vm_response.log_id)  # type: ignore[attr-defined]
-    assert "https://media.example.com/fax1.pdf" in crm.fake.record_body(fax_response.log_id)  # type: ignore[attr-defined]
+    assert "https://media.example.com/vm1.mp3" in crm.fake.record_body(vm_response.log_id)
+    assert "Voicemail left by Jane Doe" in crm.fake.record_body(vm_response.log_id)
+    assert "https://media.example.com/fax1.pdf" in crm.fake.record_body(fax_response.log_id)
 
 
 async def test_refused_credentials_fail_precondition_and_log_nothing(case: CrmCase, crm: Harness) -> None:
@@ -123,7 +123,7 @@ async def test_refused_credentials_fail_precondition_and_log_nothing(case: CrmCa
     assert status.reason == "CRM_AUTH_FAILED"
     assert status.error_info is not None and status.error_info.metadata["crm_http_status"] == "401"
     assert status.error_info.metadata["crm"] == case.crm
-    assert crm.fake.record_ids() == []  # type: ignore[attr-defined]
+    assert crm.fake.record_ids() == []
     # The message was not marked logged: the same call with good credentials logs it.
     retry = await crm.add(request_for(case, sms("m1")))
     assert retry.outcome == pb.LOG_OUTCOME_CREATED
@@ -145,7 +145,7 @@ async def test_rate_limit_is_unavailable_with_retry_info(case: CrmCase, crm: Har
             headers={"Retry-After": "7"},
             path_pattern=crm.fake.write_paths(),
         )
-    )  # type: ignore[attr-defined]
+    )
 
     status = await crm.add_error(request_for(case, sms("m1")))
 
@@ -154,13 +154,13 @@ async def test_rate_limit_is_unavailable_with_retry_info(case: CrmCase, crm: Har
     assert status.retry_info is not None and status.retry_info.retry_delay.seconds == 7
     retry = await crm.add(request_for(case, sms("m1")))
     assert retry.outcome == pb.LOG_OUTCOME_CREATED
-    assert len(crm.fake.record_ids()) == 1  # type: ignore[attr-defined]
+    assert len(crm.fake.record_ids()) == 1
 
 
 async def test_server_error_is_unavailable_and_a_retry_does_not_duplicate(
     case: CrmCase, crm: Harness
 ) -> None:
-    crm.fake.inject(Fault(status=503, body={"error": "maintenance"}, path_pattern=crm.fake.write_paths()))  # type: ignore[attr-defined]
+    crm.fake.inject(Fault(status=503, body={"error": "maintenance"}, path_pattern=crm.fake.write_paths()))
 
     status = await crm.add_error(request_for(case, sms("m1")))
 
@@ -168,11 +168,11 @@ async def test_server_error_is_unavailable_and_a_retry_does_not_duplicate(
     assert status.reason == "CRM_UNAVAILABLE"
     await crm.add(request_for(case, sms("m1")))
     await crm.add(request_for(case, sms("m1")))
-    assert len(crm.fake.record_ids()) == 1  # type: ignore[attr-defined]
+    assert len(crm.fake.record_ids()) == 1
 
 
 async def test_a_slow_crm_times_out_as_unavailable(case: CrmCase, crm: Harness) -> None:
-    crm.fake.inject(Fault(delay=2.5, status=500, path_pattern=crm.fake.write_paths()))  # type: ignore[attr-defined]
+    crm.fake.inject(Fault(delay=2.5, status=500, path_pattern=crm.fake.write_paths()))
 
     status = await crm.add_error(request_for(case, sms("m1")))
 
@@ -181,7 +181,7 @@ async def test_a_slow_crm_times_out_as_unavailable(case: CrmCase, crm: Harness) 
 
 
 async def test_a_dropped_connection_is_unavailable(case: CrmCase, crm: Harness) -> None:
-    crm.fake.inject(Fault(drop_connection=True, path_pattern=crm.fake.write_paths()))  # type: ignore[attr-defined]
+    crm.fake.inject(Fault(drop_connection=True, path_pattern=crm.fake.write_paths()))
 
     status = await crm.add_error(request_for(case, sms("m1")))
 
@@ -190,7 +190,7 @@ async def test_a_dropped_connection_is_unavailable(case: CrmCase, crm: Harness) 
 
 
 async def test_a_malformed_reply_is_internal_crm_bad_response(case: CrmCase, crm: Harness) -> None:
-    crm.fake.inject(Fault(status=200, malformed=True, path_pattern=crm.fake.write_paths()))  # type: ignore[attr-defined]
+    crm.fake.inject(Fault(status=200, malformed=True, path_pattern=crm.fake.write_paths()))
 
     status = await crm.add_error(request_for(case, sms("m1")))
 
@@ -200,17 +200,17 @@ async def test_a_malformed_reply_is_internal_crm_bad_response(case: CrmCase, crm
 
 async def test_a_failed_append_loses_nothing_and_marks_nothing(case: CrmCase, crm: Harness) -> None:
     first = await crm.add(request_for(case, sms("m1", "2026-11-20T15:00:00Z", "one")))
-    crm.fake.inject(Fault(status=500, body={"error": "boom"}, path_pattern=crm.fake.write_paths()))  # type: ignore[attr-defined]
+    crm.fake.inject(Fault(status=500, body={"error": "boom"}, path_pattern=crm.fake.write_paths()))
     await crm.add_error(request_for(case, sms("m2", "2026-11-20T15:05:00Z", "two")))
     third = await crm.add(request_for(case, sms("m3", "2026-11-20T15:10:00Z", "three")))
-    body = crm.fake.record_body(first.log_id)  # type: ignore[attr-defined]
+    body = crm.fake.record_body(first.log_id)
     assert "one" in body and "three" in body and "two" not in body
 
     retry = await crm.add(request_for(case, sms("m2", "2026-11-20T15:05:00Z", "two")))
 
     assert retry.outcome == pb.LOG_OUTCOME_APPENDED
     assert third.log_id == retry.log_id == first.log_id
-    body = crm.fake.record_body(first.log_id)  # type: ignore[attr-defined]
+    body = crm.fake.record_body(first.log_id)
     assert body.count("two") == 1
     assert body.index("one") < body.index("two") < body.index("three")
 
@@ -224,12 +224,12 @@ async def test_update_message_log_appends_and_is_idempotent(case: CrmCase, crm: 
 
     assert appended.outcome == pb.LOG_OUTCOME_APPENDED and appended.log_id == first.log_id
     assert again.outcome == pb.LOG_OUTCOME_ALREADY_LOGGED
-    assert crm.fake.record_body(first.log_id).count("two") == 1  # type: ignore[attr-defined]
+    assert crm.fake.record_body(first.log_id).count("two") == 1
 
 
 async def test_update_of_a_record_deleted_in_the_crm_is_not_found(case: CrmCase, crm: Harness) -> None:
     first = await crm.add(request_for(case, sms("m1")))
-    crm.fake.delete_record(first.log_id)  # type: ignore[attr-defined]
+    crm.fake.delete_record(first.log_id)
 
     status = await crm.update_error(
         update_request(request_for(case, sms("m2", "2026-11-20T16:00:00Z")), first.log_id)
@@ -243,13 +243,13 @@ async def test_a_digest_deleted_in_the_crm_is_recreated_with_the_whole_day(
     case: CrmCase, crm: Harness
 ) -> None:
     first = await crm.add(request_for(case, sms("m1", "2026-11-20T15:00:00Z", "one")))
-    crm.fake.delete_record(first.log_id)  # type: ignore[attr-defined]
+    crm.fake.delete_record(first.log_id)
 
     second = await crm.add(request_for(case, sms("m2", "2026-11-20T16:00:00Z", "two")))
 
     assert second.outcome == pb.LOG_OUTCOME_CREATED
     assert second.log_id != first.log_id
-    body = crm.fake.record_body(second.log_id)  # type: ignore[attr-defined]
+    body = crm.fake.record_body(second.log_id)
     assert body.index("one") < body.index("two")
     assert (await crm.add(request_for(case, sms("m1")))).log_id == second.log_id
 

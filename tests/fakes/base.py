@@ -85,6 +85,22 @@ class FakeCrm:
             if (method is None or r.method == method) and re.search(path_pattern, r.path)
         ]
 
+    # What the contract suite reads back; every fake implements these over its own records.
+    def record_ids(self) -> list[str]:
+        raise NotImplementedError
+
+    def record_body(self, log_id: str) -> str:
+        """The record's text as a person would see it in the CRM (HTML or plain text)."""
+        raise NotImplementedError
+
+    def delete_record(self, log_id: str) -> None:
+        """What a person deleting the record in the CRM does."""
+        raise NotImplementedError
+
+    def write_paths(self) -> str:
+        """A pattern matching the paths that create or update records."""
+        raise NotImplementedError
+
     def authorize(self, request: FakeRequest) -> FakeResponse | None:
         """Returns the CRM's refusal when the request's credentials are not accepted."""
         return None
