@@ -54,12 +54,19 @@ def add_request(
     contact_id: str = "42",
     time_zone: str = "America/New_York",
     extras: dict[str, str] | None = None,
+    user_info: dict[str, str] | None = None,
     recording_link: str = "",
     fax_doc_link: str = "",
 ) -> service_pb.AddMessageLogRequest:
     return service_pb.AddMessageLogRequest(
         crm=crm,
-        user=pb.CrmUser(id=user_id, hostname=hostname, time_zone=time_zone, name=user_name),
+        user=pb.CrmUser(
+            id=user_id,
+            hostname=hostname,
+            time_zone=time_zone,
+            name=user_name,
+            platform_additional_info=user_info or {},
+        ),
         contact=pb.Contact(id=contact_id, name="Jane Doe", phone_number=CONTACT_PHONE, type="person"),
         message=message,
         additional_submission=extras or {},

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -96,8 +97,10 @@ class HttpCrmAdapter(ABC):
     body_format: ClassVar[BodyFormat]
     # Regular expressions a CRM account host must match in full (checked even under a base URL override).
     host_patterns: ClassVar[tuple[str, ...]] = ()
-    # Where requests go when no base URL override is configured; None means one must be configured.
+    # The account's API root, from user.hostname; None means the base URL override must be configured.
     default_base_url: ClassVar[str | None] = "https://{hostname}"
+    # The request field named when the account's host is refused.
+    host_field: ClassVar[str] = "user.hostname"
 
     http: httpx.AsyncClient
     settings: CrmSettings
@@ -122,18 +125,33 @@ class HttpCrmAdapter(ABC):
         """The user's name as shown in records; adapters whose CRM can tell override this."""
         return call.user.name
 
-    def base_url(self, call: CrmCall) -> str:
-        if self._host_res:
-            host = call.user.hostname
-            if not host or not any(p.fullmatch(host) for p in self._host_res):
-                raise HostNotAllowed("user.hostname", host, self.name)
-        if self.settings.base_url:
-            return self.settings.base_url
+    def account_url(self, call: CrmCall) -> str:
+        """The CRM account's API root for this call; adapters whose CRM hands out a URL at sign-in
+        (a REST URL, an instance URL) override this to read it from user.platform_additional_info."""
         if self.default_base_url is None:
             raise CrmNotConfigured(
                 f"the {self.name} CRM has no base URL; set MESSAGELOG_CRM_{self.name.upper()}_BASE_URL"
             )
         return self.default_base_url.format(hostname=call.user.hostname)
+
+    def base_url(self, call: CrmCall) -> str:
+        """Where this call's requests go: the account URL, after its host passed the allow-list.
+
+        A configured base URL override replaces only the scheme and host, so staging and fakes
+        see the same paths; the allow-list is still checked against the real host.
+        """
+        if self.default_base_url is None and not self.host_patterns:
+            if not self.settings.base_url:
+                self.account_url(call)
+            return str(self.settings.base_url)
+        account = urlsplit(self.account_url(call))
+        host = account.hostname or ""
+        if account.scheme != "https" or not any(p.fullmatch(host) for p in self._host_res):
+            raise HostNotAllowed(self.host_field, host or account.geturl()[:100], self.name)
+        path = account.path.rstrip("/")
+        if self.settings.base_url:
+            return self.settings.base_url + path
+        return f"https://{account.netloc}{path}"
 
     def auth_headers(self, call: CrmCall) -> dict[str, str]:
         return {"Authorization": call.authorization}

@@ -23,6 +23,11 @@ class CrmCase:
     contact_id: str = "42"
     user_id: str = "1001"
     extras: dict[str, str] = field(default_factory=dict)
+    # user.platform_additional_info the adapter needs (a REST URL, a spreadsheet id...).
+    user_info: dict[str, str] = field(default_factory=dict)
+    # CRM write requests (not lookups) one create and one append cost.
+    writes_per_create: int = 1
+    writes_per_append: int = 1
 
     def __str__(self) -> str:
         return self.crm
