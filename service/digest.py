@@ -126,7 +126,7 @@ class DigestLogger:
             if current.state is MessageState.LOGGED:
                 return _finished(current)
             try:
-                return await self._write(request, adapter, current.digest_id, deadline)
+                return await self._write(request, adapter, current, deadline)
             except BaseException:
                 await self._store.withdraw(request.scope, request.entry.message_id, owner)
                 raise
@@ -143,8 +143,9 @@ class DigestLogger:
             await self._store.try_lease(digest_id, owner, self._lease_ms)
 
     async def _write(
-        self, request: LogRequest, adapter: HttpCrmAdapter, digest_id: int, deadline: float
+        self, request: LogRequest, adapter: HttpCrmAdapter, message: ClaimedMessage, deadline: float
     ) -> LogResult:
+        digest_id = message.digest_id
         digest = await self._store.load(digest_id)
         call = _crm_call(request, deadline)
         view = DigestView(
@@ -174,6 +175,10 @@ class DigestLogger:
         await self._store.record_written(digest_id, log_id, digest.pending_ids, via)
         if request.entry.message_id not in digest.pending_ids:
             raise RuntimeError("the message being logged was not pending in its digest")
+        if not message.owned:
+            # An earlier call handed this message over and reports the write, so that exactly
+            # one call per message says CREATED or APPENDED.
+            return LogResult(log_id, Outcome.ALREADY_LOGGED)
         return LogResult(log_id, Outcome.CREATED if via == "create" else Outcome.APPENDED)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import re
 import secrets
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -79,6 +80,24 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
+def _bind(server: grpc.aio.Server, host: str, port: int) -> int:
+    """Binds the port, or returns 0; a taken port is found first with a plain socket, so the
+    operator sees our one line rather than gRPC's own error output."""
+    if port:
+        try:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host.strip("[]"), port))
+        except OSError:
+            return 0
+    try:
+        bound: int = server.add_insecure_port(_address(host, port))
+    except RuntimeError:
+        return 0
+    return bound
+
+
 async def _open_store(settings: Settings) -> Store:
     try:
         return await open_store(settings.database_url)
@@ -105,7 +124,8 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         digests = DigestLogger(store, lease_seconds=settings.digest_lease_seconds)
         server = grpc.aio.server(
             interceptors=[RequestContextInterceptor()],
-            options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+            # No SO_REUSEPORT: a second instance on a taken port must fail, not silently share it.
+            options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES), ("grpc.so_reuseport", 0)],
         )
         service_grpc.add_MessageLogServiceServicer_to_server(
             MessageLogServicer(settings, registry, digests), server
@@ -121,10 +141,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             server,
         )
         address = _address(settings.host, settings.port)
-        try:
-            port = server.add_insecure_port(address)
-        except RuntimeError:
-            port = 0
+        port = _bind(server, settings.host, settings.port)
         if port == 0:
             raise StartupError(f"cannot listen on {address}: the address is in use or not available")
         await server.start()

@@ -90,7 +90,7 @@ class _LogOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LogOutcome
     LOG_OUTCOME_APPENDED: _LogOutcome.ValueType  # 2
     """The message was appended to an existing CRM record."""
     LOG_OUTCOME_ALREADY_LOGGED: _LogOutcome.ValueType  # 3
-    """The message had been logged before; nothing was written and no CRM call was made."""
+    """An earlier call already handed this message over; it is logged once, under that call."""
 
 class LogOutcome(_LogOutcome, metaclass=_LogOutcomeEnumTypeWrapper):
     """LogOutcome says what a call did in the CRM."""
@@ -102,7 +102,7 @@ LOG_OUTCOME_CREATED: LogOutcome.ValueType  # 1
 LOG_OUTCOME_APPENDED: LogOutcome.ValueType  # 2
 """The message was appended to an existing CRM record."""
 LOG_OUTCOME_ALREADY_LOGGED: LogOutcome.ValueType  # 3
-"""The message had been logged before; nothing was written and no CRM call was made."""
+"""An earlier call already handed this message over; it is logged once, under that call."""
 Global___LogOutcome: _TypeAlias = LogOutcome  # noqa: Y015
 
 class _ReturnMessageType:
