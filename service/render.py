@@ -20,6 +20,7 @@ from service.model import ContactInfo, Direction, Entry, Kind
 FOOTER = "--- Created via messagelog"
 SUBJECT_LIMIT = 255
 TEXT_INDENT = "    "
+NO_TEXT = "(no text)"
 _RULE = "------------"
 
 
@@ -82,7 +83,7 @@ def render(view: DigestView, fmt: BodyFormat) -> RenderedRecord:
     else:
         subject = f"Fax document sent to {contact} - {day}"
     subject = one_line(subject)[:SUBJECT_LIMIT]
-    writer = _HtmlWriter() if fmt is BodyFormat.HTML else _TextWriter()
+    writer: _Writer = _HtmlWriter() if fmt is BodyFormat.HTML else _TextWriter()
     if view.kind is Kind.SMS:
         body = _conversation(writer, view, subject, entries)
     else:
@@ -107,7 +108,10 @@ def _long_date(day: date) -> str:
 
 
 def _clock(moment: datetime, zone: tzinfo) -> str:
-    return moment.astimezone(zone).strftime("%I:%M %p")
+    """9:05 AM EST: the abbreviation tells a reader which side of a DST change a time is on."""
+    local = moment.astimezone(zone)
+    hour = local.hour % 12 or 12
+    return f"{hour}:{local:%M} {local:%p} {local.tzname() or ''}".rstrip()
 
 
 def _sender(view: DigestView, entry: Entry) -> str:
@@ -118,108 +122,120 @@ def _sender(view: DigestView, entry: Entry) -> str:
         # A group conversation: someone other than the contact wrote this one.
         name = one_line(entry.sender_name)
         return f"{name} ({entry.sender_phone})" if name else entry.sender_phone
-    phone = contact.phone_number or entry.sender_phone
     label = _contact_label(contact)
+    phone = contact.phone_number or entry.sender_phone
     return f"{label} ({phone})" if phone and phone != label else label
 
 
 def _participants(view: DigestView, entries: Sequence[Entry]) -> list[str]:
-    people = [one_line(view.user_name) or "User", _sender(view, _as_inbound_from_contact(view))]
+    contact = _contact_label(view.contact)
+    if view.contact.phone_number and view.contact.phone_number != contact:
+        contact = f"{contact} ({view.contact.phone_number})"
+    people = [one_line(view.user_name) or "User", contact]
     for entry in entries:
-        if entry.direction is Direction.INBOUND:
-            label = _sender(view, entry)
-            if label not in people:
-                people.append(label)
+        label = _sender(view, entry)
+        if entry.direction is Direction.INBOUND and label not in people:
+            people.append(label)
     return people
 
 
-def _as_inbound_from_contact(view: DigestView) -> Entry:
-    return Entry(
-        message_id="",
-        created_at=datetime.min,
-        direction=Direction.INBOUND,
-        text="",
-        sender_name="",
-        sender_phone=view.contact.phone_number,
-    )
+def _media_label(content_type: str) -> str:
+    kind = content_type.split("/", 1)[0]
+    return {"image": "Image", "video": "Video", "audio": "Audio"}.get(kind, "Document")
 
 
 class _Writer:
-    def heading(self, text: str) -> str:
+    """Builds a record body from blocks; each format decides how a block looks and is made safe."""
+
+    def __init__(self) -> None:
+        self.blocks: list[str] = []
+
+    def heading(self, text: str) -> None:
         raise NotImplementedError
 
-    def line(self, text: str) -> str:
+    def line(self, text: str) -> None:
         raise NotImplementedError
 
-    def items(self, items: Sequence[str]) -> str:
+    def link(self, label: str, url: str) -> None:
         raise NotImplementedError
 
-    def message(self, header: str, text: str, links: Sequence[tuple[str, str]]) -> str:
+    def items(self, items: Sequence[str]) -> None:
         raise NotImplementedError
 
-    def messages(self, rendered: Sequence[str]) -> str:
+    def messages(self, messages: Sequence[tuple[str, str, Sequence[tuple[str, str]]]]) -> None:
+        """Each message: a header (sender and time), its text, and (label, url) links."""
         raise NotImplementedError
 
-    def link_line(self, label: str, url: str) -> str:
+    def gap(self) -> None:
         raise NotImplementedError
 
-    def join(self, parts: Sequence[str]) -> str:
+    def body(self) -> str:
         raise NotImplementedError
 
 
 class _TextWriter(_Writer):
-    def heading(self, text: str) -> str:
-        return one_line(text)
+    def heading(self, text: str) -> None:
+        self.blocks.append(one_line(text))
 
-    def line(self, text: str) -> str:
-        return one_line(text)
+    line = heading
 
-    def items(self, items: Sequence[str]) -> str:
-        return "\n".join(f"- {one_line(item)}" for item in items)
+    def link(self, label: str, url: str) -> None:
+        self.blocks.append(f"{label}: {url or 'not provided'}")
 
-    def message(self, header: str, text: str, links: Sequence[tuple[str, str]]) -> str:
-        lines = [one_line(header)]
-        body = clean(text).strip("\n")
-        lines += [TEXT_INDENT + part for part in body.split("\n")] if body else []
-        lines += [f"{TEXT_INDENT}[{label}] {url}" for label, url in links]
-        return "\n".join(lines)
+    def items(self, items: Sequence[str]) -> None:
+        self.blocks.extend(f"- {one_line(item)}" for item in items)
 
-    def messages(self, rendered: Sequence[str]) -> str:
-        return "\n".join(rendered)
+    def messages(self, messages: Sequence[tuple[str, str, Sequence[tuple[str, str]]]]) -> None:
+        rendered = []
+        for header, text, links in messages:
+            lines = [one_line(header)]
+            body = clean(text).strip("\n")
+            # Indented, so no line a person wrote can pass for the record's own markers.
+            lines += [TEXT_INDENT + part for part in body.split("\n")] if body else []
+            lines += [f"{TEXT_INDENT}[{label}] {url}" for label, url in links]
+            if len(lines) == 1:
+                lines.append(TEXT_INDENT + NO_TEXT)
+            rendered.append("\n".join(lines))
+        self.blocks.append("\n\n".join(rendered))
 
-    def link_line(self, label: str, url: str) -> str:
-        return f"{label}: {url or 'not provided'}"
+    def gap(self) -> None:
+        self.blocks.append("")
 
-    def join(self, parts: Sequence[str]) -> str:
-        return "\n".join(parts)
+    def body(self) -> str:
+        return "\n".join(self.blocks)
 
 
 class _HtmlWriter(_Writer):
-    def heading(self, text: str) -> str:
-        return f"<b>{_h(one_line(text))}</b><br>"
+    def heading(self, text: str) -> None:
+        self.blocks.append(f"<b>{_h(one_line(text))}</b><br>")
 
-    def line(self, text: str) -> str:
-        return f"{_h(one_line(text))}<br>"
+    def line(self, text: str) -> None:
+        self.blocks.append(f"{_h(one_line(text))}<br>")
 
-    def items(self, items: Sequence[str]) -> str:
-        return "<ul>" + "".join(f"<li>{_h(one_line(item))}</li>" for item in items) + "</ul>"
+    def link(self, label: str, url: str) -> None:
+        self.blocks.append((_anchor(label, url) if url else f"{_h(label)}: not provided") + "<br>")
 
-    def message(self, header: str, text: str, links: Sequence[tuple[str, str]]) -> str:
-        body = "<br>".join(_h(part) for part in clean(text).strip("\n").split("\n"))
-        parts = [f"<b>{_h(one_line(header))}</b>"]
-        if body:
-            parts.append(body)
-        parts += [_anchor(label, url) for label, url in links]
-        return "<li>" + "<br>".join(parts) + "</li>"
+    def items(self, items: Sequence[str]) -> None:
+        self.blocks.append("<ul>" + "".join(f"<li>{_h(one_line(item))}</li>" for item in items) + "</ul>")
 
-    def messages(self, rendered: Sequence[str]) -> str:
-        return "<ul>" + "".join(rendered) + "</ul>"
+    def messages(self, messages: Sequence[tuple[str, str, Sequence[tuple[str, str]]]]) -> None:
+        rendered = []
+        for header, text, links in messages:
+            parts = [f"<b>{_h(one_line(header))}</b>"]
+            body = clean(text).strip("\n")
+            if body:
+                parts.append("<br>".join(_h(part) for part in body.split("\n")))
+            parts += [_anchor(label, url) for label, url in links]
+            if len(parts) == 1:
+                parts.append(NO_TEXT)
+            rendered.append("<li>" + "<br>".join(parts) + "</li>")
+        self.blocks.append("<ul>" + "".join(rendered) + "</ul>")
 
-    def link_line(self, label: str, url: str) -> str:
-        return (_anchor(label, url) if url else f"{_h(label)}: not provided") + "<br>"
+    def gap(self) -> None:
+        self.blocks.append("<br>")
 
-    def join(self, parts: Sequence[str]) -> str:
-        return "".join(p if p.endswith((">", "</ul>")) else p + "<br>" for p in parts)
+    def body(self) -> str:
+        return "".join(self.blocks)
 
 
 def _anchor(label: str, url: str) -> str:
@@ -230,48 +246,49 @@ def _h(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _media_label(content_type: str) -> str:
-    kind = content_type.split("/", 1)[0]
-    return {"image": "Image", "video": "Video", "audio": "Audio"}.get(kind, "Document")
-
-
 def _conversation(writer: _Writer, view: DigestView, subject: str, entries: Sequence[Entry]) -> str:
     count = len(entries)
-    rendered = []
-    for entry in entries:
-        header = f"{_sender(view, entry)} {_clock(entry.created_at, view.zone)}"
-        links = [(_media_label(m.content_type), m.url) for m in entry.media]
-        rendered.append(writer.message(header, entry.text, links))
-    return writer.join(
+    writer.heading(subject)
+    writer.gap()
+    writer.heading("Conversation summary")
+    writer.line(f"{_long_date(view.local_date)} (times in {view.zone_label})")
+    writer.gap()
+    writer.heading("Participants")
+    writer.items(_participants(view, entries))
+    writer.gap()
+    writer.heading(f"Conversation ({count} message{'' if count == 1 else 's'})")
+    writer.line("BEGIN")
+    writer.line(_RULE)
+    writer.messages(
         [
-            writer.heading(subject),
-            writer.heading("Conversation summary"),
-            writer.line(f"{_long_date(view.local_date)} (times in {view.zone_label})"),
-            writer.heading("Participants"),
-            writer.items(_participants(view, entries)),
-            writer.heading(f"Conversation ({count} message{'' if count == 1 else 's'})"),
-            writer.line("BEGIN"),
-            writer.line(_RULE),
-            writer.messages(rendered),
-            writer.line(_RULE),
-            writer.line("END"),
-            writer.line(FOOTER),
+            (
+                f"{_sender(view, e)} at {_clock(e.created_at, view.zone)}",
+                e.text,
+                [(_media_label(m.content_type), m.url) for m in e.media],
+            )
+            for e in entries
         ]
     )
+    writer.line(_RULE)
+    writer.line("END")
+    writer.gap()
+    writer.line(FOOTER)
+    return writer.body()
 
 
 def _single(writer: _Writer, view: DigestView, subject: str, entry: Entry) -> str:
-    when = f"{_long_date(view.local_date)} {_clock(entry.created_at, view.zone)} ({view.zone_label})"
-    parts = [writer.heading(subject), writer.line(f"{_sender(view, entry)}, {when}")]
+    writer.heading(subject)
+    writer.gap()
+    writer.line(
+        f"{_sender(view, entry)}, {_long_date(view.local_date)} at {_clock(entry.created_at, view.zone)}"
+    )
     if view.kind is Kind.VOICEMAIL:
-        parts.append(writer.link_line("Voicemail recording link", entry.recording_link))
+        writer.link("Voicemail recording link", entry.recording_link)
     else:
-        parts.append(writer.link_line("Fax document link", entry.fax_doc_link))
+        writer.link("Fax document link", entry.fax_doc_link)
     if entry.text.strip():
-        parts.append(
-            writer.messages(
-                [writer.message("Transcript" if view.kind is Kind.VOICEMAIL else "Note", entry.text, [])]
-            )
-        )
-    parts.append(writer.line(FOOTER))
-    return writer.join(parts)
+        writer.gap()
+        writer.messages([("Transcript" if view.kind is Kind.VOICEMAIL else "Note", entry.text, [])])
+    writer.gap()
+    writer.line(FOOTER)
+    return writer.body()
