@@ -16,11 +16,25 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """How the adapter base retries a failed CRM request within one call."""
+
+    max_attempts: int = 4
+    base_delay_seconds: float = 0.2
+    max_delay_seconds: float = 2.0
+    # A Retry-After longer than this is handed to the caller (UNAVAILABLE with RetryInfo) instead.
+    max_rate_limit_wait_seconds: float = 5.0
+    # Don't start a retry that would have less than this before the caller's deadline.
+    min_attempt_seconds: float = 0.5
+
+
+@dataclass(frozen=True)
 class CrmSettings:
     """One adapter's settings: MESSAGELOG_CRM_<NAME>_<SETTING>, else MESSAGELOG_CRM_<SETTING>."""
 
     base_url: str | None
     timeout_seconds: float
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 @dataclass(frozen=True)
@@ -29,6 +43,8 @@ class Settings:
     port: int = DEFAULT_PORT
     database_url: str = "sqlite:///messagelog.db"
     crm_timeout_seconds: float = DEFAULT_CRM_TIMEOUT_SECONDS
+    # Tries of one CRM request within a call, the first included.
+    crm_max_attempts: int = 4
     # Longest a call waits for its turn at a busy digest when the caller set no deadline.
     max_call_seconds: float = 30.0
     # A digest lease outlives a crashed holder by at most this long.
@@ -46,6 +62,9 @@ class Settings:
             port=_int(env, "MESSAGELOG_PORT", DEFAULT_PORT, minimum=0, maximum=65535),
             database_url=env.get("MESSAGELOG_DATABASE_URL", "") or _default_database_url(),
             crm_timeout_seconds=_float(env, "MESSAGELOG_CRM_TIMEOUT", DEFAULT_CRM_TIMEOUT_SECONDS),
+            crm_max_attempts=_int(
+                env, "MESSAGELOG_CRM_MAX_ATTEMPTS", cls.crm_max_attempts, minimum=1, maximum=10
+            ),
             max_call_seconds=_float(env, "MESSAGELOG_MAX_CALL_SECONDS", cls.max_call_seconds),
             digest_lease_seconds=_float(env, "MESSAGELOG_DIGEST_LEASE_SECONDS", cls.digest_lease_seconds),
             shutdown_grace_seconds=_float(
@@ -73,7 +92,10 @@ class Settings:
             if not base_url.startswith(("http://", "https://")):
                 raise SettingsError(f"{prefix}BASE_URL must start with http:// or https://")
         timeout = _float(self.environ, prefix + "TIMEOUT", self.crm_timeout_seconds)
-        return CrmSettings(base_url=base_url, timeout_seconds=timeout)
+        attempts = _int(self.environ, prefix + "MAX_ATTEMPTS", self.crm_max_attempts, minimum=1, maximum=10)
+        return CrmSettings(
+            base_url=base_url, timeout_seconds=timeout, retry=RetryPolicy(max_attempts=attempts)
+        )
 
 
 def _default_database_url() -> str:

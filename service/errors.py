@@ -103,11 +103,18 @@ class StoreUnavailable(MessageLogError):
 
 
 class CrmError(MessageLogError):
-    """An error the CRM reported, or a failure to reach it; http_status is 0 when no reply came."""
+    """An error the CRM reported, or a failure to reach it; http_status is 0 when no reply came.
 
-    def __init__(self, message: str, *, http_status: int = 0) -> None:
+    maybe_applied: the request may have taken effect in the CRM (it was sent and no clear answer
+    came back). ambiguous: set by the adapter base when such a request was not one that is safe
+    to repeat, so whoever sent it must find out what happened before writing again.
+    """
+
+    def __init__(self, message: str, *, http_status: int = 0, maybe_applied: bool | None = None) -> None:
         super().__init__(message)
         self.http_status = http_status
+        self.maybe_applied = self.retryable if maybe_applied is None else maybe_applied
+        self.ambiguous = False
 
 
 class CrmAuthFailed(CrmError):
@@ -130,8 +137,10 @@ class CrmRateLimited(CrmError):
     reason = "CRM_RATE_LIMITED"
     retryable = True
 
-    def __init__(self, message: str, *, http_status: int, retry_after: float | None) -> None:
-        super().__init__(message, http_status=http_status)
+    def __init__(
+        self, message: str, *, http_status: int, retry_after: float | None, maybe_applied: bool = False
+    ) -> None:
+        super().__init__(message, http_status=http_status, maybe_applied=maybe_applied)
         self.retry_after = retry_after
 
 

@@ -124,6 +124,7 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
                 "rpc",
                 **fields,
                 crm_calls=stats.calls,
+                crm_retries=stats.retries,
                 crm_http_status=stats.last_http_status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )

@@ -66,7 +66,7 @@ def base_env(tmp_path: Path) -> dict[str, str]:
 @asynccontextmanager
 async def harness_for(fake: FakeCrm, auth: str, env: dict[str, str]) -> AsyncIterator[Harness]:
     async with fake.serve() as base_url:
-        settings = Settings.from_env({**env, f"MESSAGELOG_CRM_{fake.name.upper()}_BASE_URL": base_url})
+        settings = Settings.from_env({f"MESSAGELOG_CRM_{fake.name.upper()}_BASE_URL": base_url, **env})
         async with (
             running(settings) as server,
             grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,

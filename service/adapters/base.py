@@ -9,7 +9,9 @@ that never includes headers or bodies. Adapters know nothing of digests or gRPC.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import random
 import re
 import time
 from abc import ABC, abstractmethod
@@ -52,6 +54,7 @@ class CrmCallStats:
     """What one RPC spent at the CRM, read by the servicer's log line."""
 
     calls: int = 0
+    retries: int = 0
     last_http_status: int = 0
 
 
@@ -165,8 +168,68 @@ class HttpCrmAdapter(ABC):
         operation: str,
         json: Any = None,
         params: Mapping[str, str] | None = None,
+        repeatable: bool | None = None,
     ) -> Any:
-        """Sends one request to the CRM and returns its parsed JSON body (None when empty)."""
+        """Sends a request to the CRM and returns its parsed JSON body (None when empty).
+
+        Failures that leave the CRM unchanged (429, refused connections) are retried for any
+        request; failures that might have changed it (5xx, timeouts, dropped connections) only
+        for repeatable ones, that is every method but POST unless the adapter says otherwise.
+        Retries back off exponentially with jitter and stop where the caller's deadline would
+        be missed. A failure after which a non-repeatable request may have taken effect is
+        raised with `ambiguous` set.
+        """
+        if repeatable is None:
+            repeatable = method != "POST"
+        attempt = 1
+        while True:
+            try:
+                return await self._send(call, method, path, operation, json, params)
+            except CrmError as exc:
+                delay = self._retry_delay(exc, attempt, repeatable, call)
+                if delay is None:
+                    exc.ambiguous = exc.maybe_applied and not repeatable
+                    raise
+            attempt += 1
+            stats = crm_call_stats.get()
+            if stats is not None:
+                stats.retries += 1
+            log.info(
+                "crm_retry", crm=self.name, operation=operation, attempt=attempt, delay_ms=round(delay * 1000)
+            )
+            await asyncio.sleep(delay)
+
+    def _retry_delay(self, exc: CrmError, attempt: int, repeatable: bool, call: CrmCall) -> float | None:
+        """How long to wait before trying again, or None to give up now."""
+        policy = self.settings.retry
+        if attempt >= policy.max_attempts or not exc.retryable:
+            return None
+        if isinstance(exc, CrmRateLimited):
+            delay = policy.base_delay_seconds if exc.retry_after is None else exc.retry_after
+            if delay > policy.max_rate_limit_wait_seconds:
+                return None
+        elif exc.maybe_applied and not repeatable:
+            return None
+        else:
+            cap = min(policy.max_delay_seconds, policy.base_delay_seconds * 2 ** (attempt - 1))
+            delay = random.uniform(0, cap)  # noqa: S311 (jitter, not security)
+        # A retry that could not finish before the caller's deadline only delays the answer.
+        if (
+            call.deadline is not None
+            and time.monotonic() + delay + policy.min_attempt_seconds > call.deadline
+        ):
+            return None
+        return delay
+
+    async def _send(
+        self,
+        call: CrmCall,
+        method: str,
+        path: str,
+        operation: str,
+        json: Any,
+        params: Mapping[str, str] | None,
+    ) -> Any:
         url = self.base_url(call) + path
         timeout = self._timeout(call)
         headers = {"Accept": "application/json", **self.auth_headers(call)}
@@ -184,11 +247,17 @@ class HttpCrmAdapter(ABC):
                 follow_redirects=False,
             )
             status = response.status_code
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # Nothing reached the CRM: safe to try again whatever the request.
+            raise CrmUnavailable(
+                f"{self.name} could not be reached for {operation} ({type(exc).__name__})",
+                maybe_applied=False,
+            ) from None
         except httpx.TimeoutException:
             raise CrmTimeout(f"{self.name} did not answer {operation} within {timeout:.1f}s") from None
         except httpx.HTTPError as exc:
             raise CrmUnavailable(
-                f"{self.name} could not be reached for {operation} ({type(exc).__name__})"
+                f"{self.name} dropped the connection during {operation} ({type(exc).__name__})"
             ) from None
         finally:
             if stats is not None:

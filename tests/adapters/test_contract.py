@@ -28,7 +28,11 @@ def case(request: pytest.FixtureRequest) -> CrmCase:
 
 @pytest.fixture
 async def crm(case: CrmCase, make_harness: Callable[..., Any]) -> AsyncIterator[Harness]:
-    async with make_harness(case.make_fake(), case.auth, MESSAGELOG_CRM_TIMEOUT="1") as harness:
+    # One attempt per request: these scenarios check how one CRM reply maps to a status;
+    # retries have their own tests.
+    async with make_harness(
+        case.make_fake(), case.auth, MESSAGELOG_CRM_TIMEOUT="1", MESSAGELOG_CRM_MAX_ATTEMPTS="1"
+    ) as harness:
         yield harness
 
 
