@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.fakes.base import FakeCrm
+from tests.fakes.clio import FakeClio
 from tests.fakes.generic import FakeGeneric
 from tests.fakes.pipedrive import FakePipedrive
 
@@ -34,6 +35,14 @@ class CrmCase:
 
 
 CASES = [
+    CrmCase(
+        "clio",
+        FakeClio,
+        auth="Bearer clio-token",
+        hostname="app.clio.com",
+        html=False,
+        extras={"matters": "9001"},
+    ),
     CrmCase("generic", FakeGeneric, auth="Bearer generic-token", hostname="crm.internal.example", html=False),
     CrmCase(
         "pipedrive",
