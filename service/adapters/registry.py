@@ -16,6 +16,7 @@ from service.errors import UnknownCrm
 ADAPTERS: dict[str, tuple[str, str]] = {
     "clio": ("service.adapters.clio", "ClioAdapter"),
     "generic": ("service.adapters.generic", "GenericAdapter"),
+    "insightly": ("service.adapters.insightly", "InsightlyAdapter"),
     "pipedrive": ("service.adapters.pipedrive", "PipedriveAdapter"),
 }
 

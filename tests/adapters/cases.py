@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from tests.fakes.base import FakeCrm
 from tests.fakes.clio import FakeClio
 from tests.fakes.generic import FakeGeneric
+from tests.fakes.insightly import FakeInsightly
 from tests.fakes.pipedrive import FakePipedrive
 
 
@@ -44,6 +45,13 @@ CASES = [
         extras={"matters": "9001"},
     ),
     CrmCase("generic", FakeGeneric, auth="Bearer generic-token", hostname="crm.internal.example", html=False),
+    CrmCase(
+        "insightly",
+        FakeInsightly,
+        auth="Basic aW5zaWdodGx5LWtleTo=",
+        hostname="api.na1.insightly.com",
+        html=False,
+    ),
     CrmCase(
         "pipedrive",
         FakePipedrive,
