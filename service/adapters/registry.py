@@ -18,6 +18,7 @@ ADAPTERS: dict[str, tuple[str, str]] = {
     "generic": ("service.adapters.generic", "GenericAdapter"),
     "insightly": ("service.adapters.insightly", "InsightlyAdapter"),
     "pipedrive": ("service.adapters.pipedrive", "PipedriveAdapter"),
+    "redtail": ("service.adapters.redtail", "RedtailAdapter"),
 }
 
 NAMES: tuple[str, ...] = tuple(sorted(ADAPTERS))

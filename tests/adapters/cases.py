@@ -13,6 +13,7 @@ from tests.fakes.clio import FakeClio
 from tests.fakes.generic import FakeGeneric
 from tests.fakes.insightly import FakeInsightly
 from tests.fakes.pipedrive import FakePipedrive
+from tests.fakes.redtail import FakeRedtail
 
 
 @dataclass(frozen=True)
@@ -59,5 +60,12 @@ CASES = [
         hostname="acme.pipedrive.com",
         html=True,
         extras={"deals": "77"},
+    ),
+    CrmCase(
+        "redtail",
+        FakeRedtail,
+        auth="Userkeyauth cnQtYXBpLWtleTpydC11c2VyLWtleQ==",
+        hostname="smf.crm3.redtailtechnology.com",
+        html=True,
     ),
 ]
