@@ -14,8 +14,11 @@ from service.config import Settings
 from service.errors import UnknownCrm
 
 ADAPTERS: dict[str, tuple[str, str]] = {
+    "clio": ("service.adapters.clio", "ClioAdapter"),
     "generic": ("service.adapters.generic", "GenericAdapter"),
+    "insightly": ("service.adapters.insightly", "InsightlyAdapter"),
     "pipedrive": ("service.adapters.pipedrive", "PipedriveAdapter"),
+    "redtail": ("service.adapters.redtail", "RedtailAdapter"),
 }
 
 NAMES: tuple[str, ...] = tuple(sorted(ADAPTERS))

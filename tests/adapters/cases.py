@@ -9,8 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.fakes.base import FakeCrm
+from tests.fakes.clio import FakeClio
 from tests.fakes.generic import FakeGeneric
+from tests.fakes.insightly import FakeInsightly
 from tests.fakes.pipedrive import FakePipedrive
+from tests.fakes.redtail import FakeRedtail
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,22 @@ class CrmCase:
 
 
 CASES = [
+    CrmCase(
+        "clio",
+        FakeClio,
+        auth="Bearer clio-token",
+        hostname="app.clio.com",
+        html=False,
+        extras={"matters": "9001"},
+    ),
     CrmCase("generic", FakeGeneric, auth="Bearer generic-token", hostname="crm.internal.example", html=False),
+    CrmCase(
+        "insightly",
+        FakeInsightly,
+        auth="Basic aW5zaWdodGx5LWtleTo=",
+        hostname="api.na1.insightly.com",
+        html=False,
+    ),
     CrmCase(
         "pipedrive",
         FakePipedrive,
@@ -42,5 +60,12 @@ CASES = [
         hostname="acme.pipedrive.com",
         html=True,
         extras={"deals": "77"},
+    ),
+    CrmCase(
+        "redtail",
+        FakeRedtail,
+        auth="Userkeyauth cnQtYXBpLWtleTpydC11c2VyLWtleQ==",
+        hostname="smf.crm3.redtailtechnology.com",
+        html=True,
     ),
 ]

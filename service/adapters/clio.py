@@ -1,0 +1,100 @@
+"""Clio Manage (API v4): each record is a Communication of type PhoneCommunication, plain text.
+
+- Host: user.hostname, one of app.clio.com, eu.app.clio.com, ca.app.clio.com, au.app.clio.com
+  (Clio keeps each region's accounts apart); requests go to https://<host>/api/v4.
+- Auth: crm-authorization is sent as the Authorization header (an OAuth "Bearer <token>").
+  user.id is the Clio user id and contact.id the Clio contact id (digits).
+- Senders and receivers follow the direction: inbound is contact -> user, outbound user -> contact.
+- additional_submission: "matters" (a matter id) files the communication under that matter.
+- Calls: create is one POST /communications.json; an append is one PATCH
+  /communications/{id}.json replacing subject and body. When the caller sends no user.name, the
+  user's name is read once an hour per account from GET /users/who_am_i.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.adapters.base import CrmCall, HttpCrmAdapter, TtlCache, field_at, record_id
+from service.adapters.fields import numeric_id, utc_iso
+from service.model import Kind
+from service.render import BodyFormat, RenderedRecord
+
+_LOOKUP_TTL_SECONDS = 3600.0
+
+
+class ClioAdapter(HttpCrmAdapter):
+    name = "clio"
+    body_format = BodyFormat.TEXT
+    host_patterns = (r"((eu|ca|au)\.)?app\.clio\.com",)
+    default_base_url = "https://{hostname}/api/v4"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._user_names: TtlCache[tuple[str, str], str] = TtlCache(_LOOKUP_TTL_SECONDS)
+
+    def validate(self, call: CrmCall) -> None:
+        super().validate(call)
+        self._parties(call, inbound=True)
+        self._matter(call)
+
+    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+        payload: dict[str, Any] = {
+            "type": "PhoneCommunication",
+            "subject": record.subject,
+            "body": record.body,
+            "date": record.local_date.isoformat(),
+            "received_at": utc_iso(record.first_time),
+            **self._parties(call, inbound=_is_inbound(record)),
+            **self._matter(call),
+        }
+        body = await self.request(
+            call, "POST", "/communications.json", json={"data": payload}, operation="create_communication"
+        )
+        return record_id(body, "data", "id")
+
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+        await self.request(
+            call,
+            "PATCH",
+            f"/communications/{numeric_id('log_id', log_id, self.name)}.json",
+            json={"data": {"subject": record.subject, "body": record.body}},
+            operation="update_communication",
+        )
+
+    async def user_display_name(self, call: CrmCall) -> str:
+        if call.user.name:
+            return call.user.name
+        key = (call.user.hostname, call.user.id)
+        name = self._user_names.get(key)
+        if name is None:
+            # Clio returns only id and etag unless the fields wanted are named.
+            body = await self.request(
+                call,
+                "GET",
+                "/users/who_am_i.json",
+                params={"fields": "id,name"},
+                operation="get_current_user",
+            )
+            name = str(field_at(body, "data", "name"))
+            self._user_names.put(key, name)
+        return name
+
+    def _parties(self, call: CrmCall, *, inbound: bool) -> dict[str, list[dict[str, Any]]]:
+        user = {"id": numeric_id("user.id", call.user.id, self.name), "type": "User"}
+        contact = {"id": numeric_id("contact.id", call.contact.id, self.name), "type": "Contact"}
+        if inbound:
+            return {"senders": [contact], "receivers": [user]}
+        return {"senders": [user], "receivers": [contact]}
+
+    def _matter(self, call: CrmCall) -> dict[str, Any]:
+        if matter := call.extras.get("matters", ""):
+            return {"matter": {"id": numeric_id("additional_submission[matters]", matter, self.name)}}
+        return {}
+
+
+def _is_inbound(record: RenderedRecord) -> bool:
+    # A record carries no direction of its own. A voicemail is always inbound and an SMS digest
+    # mixes both ways (taken as the contact's); only a fax says which way it went, in the subject
+    # render gives it.
+    return not (record.kind is Kind.FAX and record.subject.startswith("Fax document sent to "))

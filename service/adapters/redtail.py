@@ -1,0 +1,63 @@
+"""Redtail CRM (public API v1): each record is a completed activity linked to the contact, in HTML.
+
+- Host: user.hostname, the account's Redtail host (e.g. smf.crm3.redtailtechnology.com or
+  crm.redtailtechnology.com); requests go to https://<host>/api/public/v1.
+- Auth: crm-authorization is the whole Authorization header value, Redtail's UserKey scheme
+  "Userkeyauth " + base64("<api key>:<user key>"); the user key comes from Redtail's
+  /authentication at sign-in and does not expire. contact.id is the Redtail contact id (digits).
+- An activity rather than a contact note: it carries the conversation's start and end time and
+  shows on the contact's activity list, as the previous product's records did.
+- additional_submission: not used.
+- Calls: create is one POST /activities, already completed and linked to the contact; an append is
+  one PATCH /activities/{id} replacing subject, description and end time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.adapters.base import CrmCall, HttpCrmAdapter, record_id
+from service.adapters.fields import numeric_id, utc_iso
+from service.render import BodyFormat, RenderedRecord
+
+# The activity code the previous product logged every message under (in Redtail's default list).
+_ACTIVITY_CODE_ID = 3
+
+
+class RedtailAdapter(HttpCrmAdapter):
+    name = "redtail"
+    body_format = BodyFormat.HTML
+    host_patterns = (r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+redtailtechnology\.com",)
+    default_base_url = "https://{hostname}/api/public/v1"
+
+    def validate(self, call: CrmCall) -> None:
+        super().validate(call)
+        numeric_id("contact.id", call.contact.id, self.name)
+
+    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+        payload: dict[str, Any] = {
+            "subject": record.subject,
+            "description": record.body,
+            "start_date": utc_iso(record.first_time),
+            "end_date": utc_iso(record.last_time),
+            "all_day": False,
+            "activity_code_id": _ACTIVITY_CODE_ID,
+            "repeats": "never",
+            "completed": True,
+            "linked_contacts": [{"contact_id": numeric_id("contact.id", call.contact.id, self.name)}],
+        }
+        body = await self.request(call, "POST", "/activities", json=payload, operation="create_activity")
+        return record_id(body, "activity", "id")
+
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+        await self.request(
+            call,
+            "PATCH",
+            f"/activities/{numeric_id('log_id', log_id, self.name)}",
+            json={
+                "subject": record.subject,
+                "description": record.body,
+                "end_date": utc_iso(record.last_time),
+            },
+            operation="update_activity",
+        )

@@ -1,0 +1,128 @@
+"""Clio's own quirks: the Communication payload, direction-aware parties, regions, matters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+import pytest
+from messagelog.v1 import message_log_pb2 as pb
+
+from tests.conftest import Harness
+from tests.fakes.clio import FakeClio
+from tests.helpers import add_request, sms
+
+AUTH = "Bearer clio-token"
+
+
+@pytest.fixture
+async def clio(make_harness: Callable[..., Any]) -> AsyncIterator[Harness]:
+    async with make_harness(FakeClio(), AUTH) as harness:
+        yield harness
+
+
+def request(message: pb.Message, **kw: Any) -> Any:
+    kw.setdefault("hostname", "app.clio.com")
+    kw.setdefault("extras", {"matters": "9001"})
+    return add_request("clio", message, **kw)
+
+
+async def test_create_sends_one_phone_communication_and_an_append_one_patch(clio: Harness) -> None:
+    created = await clio.add(request(sms("m1", "2026-11-20T15:00:00Z", "first")))
+    create_calls = list(clio.fake.requests)
+    await clio.add(request(sms("m2", "2026-11-20T15:05:00Z", "second")))
+    append_calls = clio.fake.requests[len(create_calls) :]
+
+    assert [(r.method, r.path) for r in create_calls] == [
+        ("GET", "/api/v4/users/who_am_i.json"),
+        ("POST", "/api/v4/communications.json"),
+    ]
+    assert create_calls[0].query == {"fields": "id,name"}
+    assert all(r.headers["authorization"] == AUTH for r in clio.fake.requests)
+    data = create_calls[1].body["data"]
+    assert {k: v for k, v in data.items() if k not in ("subject", "body")} == {
+        "type": "PhoneCommunication",
+        "date": "2026-11-20",
+        "received_at": "2026-11-20T15:00:00Z",
+        "senders": [{"id": 42, "type": "Contact"}],
+        "receivers": [{"id": 1001, "type": "User"}],
+        "matter": {"id": 9001},
+    }
+    # The user's name is looked up once per account, not per message.
+    assert [(r.method, r.path) for r in append_calls] == [
+        ("PATCH", f"/api/v4/communications/{created.log_id}.json")
+    ]
+    assert set(append_calls[0].body["data"]) == {"subject", "body"}
+    body = clio.fake.record_body(created.log_id)
+    assert "Alice Agent" in body and body.index("first") < body.index("second")
+
+
+async def test_an_outbound_fax_is_sent_by_the_user_to_the_contact(clio: Harness) -> None:
+    fax = sms("fax1", kind=pb.MESSAGE_TYPE_FAX, text="", inbound=False)
+
+    await clio.add(request(fax, fax_doc_link="https://media.example.com/fax1.pdf", user_name="Al"))
+
+    (create,) = clio.fake.calls("POST")
+    assert create.body["data"]["senders"] == [{"id": 1001, "type": "User"}]
+    assert create.body["data"]["receivers"] == [{"id": 42, "type": "Contact"}]
+    assert clio.fake.calls("GET") == []  # user.name was given
+
+
+async def test_a_voicemail_is_sent_by_the_contact_to_the_user(clio: Harness) -> None:
+    voicemail = sms("vm1", kind=pb.MESSAGE_TYPE_VOICEMAIL, text="")
+
+    await clio.add(request(voicemail, recording_link="https://media.example.com/vm1.mp3"))
+
+    (create,) = clio.fake.calls("POST")
+    assert create.body["data"]["senders"] == [{"id": 42, "type": "Contact"}]
+    assert create.body["data"]["receivers"] == [{"id": 1001, "type": "User"}]
+
+
+@pytest.mark.parametrize("hostname", ["eu.app.clio.com", "ca.app.clio.com", "au.app.clio.com"])
+async def test_every_region_is_allowed(clio: Harness, hostname: str) -> None:
+    response = await clio.add(request(sms("m1"), hostname=hostname, extras={}))
+
+    assert response.outcome == pb.LOG_OUTCOME_CREATED
+    assert "matter" not in clio.fake.calls("POST")[0].body["data"]
+
+
+@pytest.mark.parametrize("hostname", ["evil.example.com", "app.clio.com.evil.example", "api.clio.com"])
+async def test_a_host_that_is_not_clio_manage_is_refused_before_any_request(
+    clio: Harness, hostname: str
+) -> None:
+    status = await clio.add_error(request(sms("m1"), hostname=hostname))
+
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert status.reason == "CRM_HOST_NOT_ALLOWED"
+    assert status.fields == {"user.hostname"}
+    assert clio.fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"extras": {"matters": "M-1"}}, "additional_submission[matters]"),
+        ({"contact_id": "abc"}, "contact.id"),
+        ({"user_id": "u-1"}, "user.id"),
+    ],
+)
+async def test_ids_clio_cannot_take_are_refused_before_any_request(
+    clio: Harness, overrides: dict[str, Any], field: str
+) -> None:
+    status = await clio.add_error(request(sms("m1"), **overrides))
+
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert status.fields == {field}
+    assert clio.fake.requests == []
+
+
+async def test_clio_rate_limit_headers_give_the_retry_delay(make_harness: Callable[..., Any]) -> None:
+    async with make_harness(FakeClio(limit_per_minute=1), AUTH) as clio:
+        await clio.add(request(sms("m1"), user_name="Al"))
+
+        status = await clio.add_error(request(sms("m2", "2026-11-20T15:01:00Z"), user_name="Al"))
+
+    assert status.code == grpc.StatusCode.UNAVAILABLE
+    assert status.reason == "CRM_RATE_LIMITED"
+    assert status.retry_info is not None and 0 < status.retry_info.retry_delay.seconds <= 60
