@@ -15,6 +15,7 @@ from service.errors import UnknownCrm
 
 ADAPTERS: dict[str, tuple[str, str]] = {
     "generic": ("service.adapters.generic", "GenericAdapter"),
+    "hubspot": ("service.adapters.hubspot", "HubspotAdapter"),
     "pipedrive": ("service.adapters.pipedrive", "PipedriveAdapter"),
 }
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from tests.fakes.base import FakeCrm
 from tests.fakes.generic import FakeGeneric
+from tests.fakes.hubspot import FakeHubspot
 from tests.fakes.pipedrive import FakePipedrive
 
 
@@ -35,6 +36,7 @@ class CrmCase:
 
 CASES = [
     CrmCase("generic", FakeGeneric, auth="Bearer generic-token", hostname="crm.internal.example", html=False),
+    CrmCase("hubspot", FakeHubspot, auth="Bearer hs-token", hostname="", html=True, extras={"deals": "77"}),
     CrmCase(
         "pipedrive",
         FakePipedrive,
