@@ -17,6 +17,7 @@ ADAPTERS: dict[str, tuple[str, str]] = {
     "generic": ("service.adapters.generic", "GenericAdapter"),
     "hubspot": ("service.adapters.hubspot", "HubspotAdapter"),
     "pipedrive": ("service.adapters.pipedrive", "PipedriveAdapter"),
+    "zoho": ("service.adapters.zoho", "ZohoAdapter"),
 }
 
 NAMES: tuple[str, ...] = tuple(sorted(ADAPTERS))

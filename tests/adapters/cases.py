@@ -12,6 +12,7 @@ from tests.fakes.base import FakeCrm
 from tests.fakes.generic import FakeGeneric
 from tests.fakes.hubspot import FakeHubspot
 from tests.fakes.pipedrive import FakePipedrive
+from tests.fakes.zoho import FakeZoho
 
 
 @dataclass(frozen=True)
@@ -44,5 +45,14 @@ CASES = [
         hostname="acme.pipedrive.com",
         html=True,
         extras={"deals": "77"},
+    ),
+    CrmCase(
+        "zoho",
+        FakeZoho,
+        auth="Zoho-oauthtoken zoho-token",
+        hostname="",
+        html=False,
+        contact_id="5725767000000202001",
+        user_info={"api_domain": "https://www.zohoapis.eu"},
     ),
 ]
