@@ -17,6 +17,7 @@ ADAPTERS: dict[str, tuple[str, str]] = {
     "generic": ("service.adapters.generic", "GenericAdapter"),
     "hubspot": ("service.adapters.hubspot", "HubspotAdapter"),
     "pipedrive": ("service.adapters.pipedrive", "PipedriveAdapter"),
+    "salesforce": ("service.adapters.salesforce", "SalesforceAdapter"),
     "zoho": ("service.adapters.zoho", "ZohoAdapter"),
 }
 

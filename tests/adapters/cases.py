@@ -12,6 +12,7 @@ from tests.fakes.base import FakeCrm
 from tests.fakes.generic import FakeGeneric
 from tests.fakes.hubspot import FakeHubspot
 from tests.fakes.pipedrive import FakePipedrive
+from tests.fakes.salesforce import FakeSalesforce
 from tests.fakes.zoho import FakeZoho
 
 
@@ -45,6 +46,17 @@ CASES = [
         hostname="acme.pipedrive.com",
         html=True,
         extras={"deals": "77"},
+    ),
+    CrmCase(
+        "salesforce",
+        FakeSalesforce,
+        auth="Bearer sf-token",
+        hostname="",
+        html=False,
+        contact_id="003Ak00000AbCdEIAV",
+        user_id="005Ak00000XyZ12IAB",
+        extras={"opportunity": "006Ak00000Opp01IAA"},
+        user_info={"instance_url": "https://acme.my.salesforce.com"},
     ),
     CrmCase(
         "zoho",
