@@ -30,7 +30,8 @@ async def test_create_sends_an_sms_communication_associated_with_contact_and_dea
     async with make_harness(FakeHubspot(), AUTH) as crm:
         response = await crm.add(hubspot_request(extras={"deals": "77"}))
 
-        (sent,) = crm.fake.calls("POST", r"^/crm/v3/objects/communications$")
+        (sent,) = crm.fake.requests
+    assert (sent.method, sent.path) == ("POST", "/crm/v3/objects/communications")
     assert sent.headers["authorization"] == AUTH
     properties = sent.body["properties"]
     assert properties["hs_communication_channel_type"] == "SMS"
@@ -50,6 +51,7 @@ async def test_append_patches_only_the_body(make_harness: Callable[..., Any]) ->
         first = await crm.add(hubspot_request("m1"))
         await crm.add(hubspot_request("m2"))
 
+        assert len(crm.fake.requests) == 2  # one call per create, one per append
         (patch,) = crm.fake.calls("PATCH")
     assert patch.path == f"/crm/v3/objects/communications/{first.log_id}"
     assert set(patch.body) == {"properties"}

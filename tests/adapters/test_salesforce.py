@@ -68,6 +68,7 @@ async def test_append_patches_subject_and_description_only(make_harness: Callabl
         first = await crm.add(sf_request("m1"))
         appended = await crm.add(sf_request("m2", at="2026-11-20T16:00:00Z"))
 
+        assert len(crm.fake.requests) == 2  # one call per create, one per append
         (patch,) = crm.fake.calls("PATCH")
     assert appended.log_id == first.log_id
     assert patch.path == f"{TASKS}/{first.log_id}"

@@ -58,6 +58,7 @@ async def test_append_puts_the_whole_note(make_harness: Callable[..., Any]) -> N
         first = await crm.add(zoho_request("m1"))
         await crm.add(zoho_request("m2"))
 
+        assert len(crm.fake.requests) == 2  # one call per create, one per append
         (put,) = crm.fake.calls("PUT")
     assert put.path == f"/crm/v8/Notes/{first.log_id}"
     assert "Conversation (2 messages)" in put.body["data"][0]["Note_Content"]
