@@ -16,9 +16,12 @@ from service.errors import UnknownCrm
 ADAPTERS: dict[str, tuple[str, str]] = {
     "clio": ("service.adapters.clio", "ClioAdapter"),
     "generic": ("service.adapters.generic", "GenericAdapter"),
+    "hubspot": ("service.adapters.hubspot", "HubspotAdapter"),
     "insightly": ("service.adapters.insightly", "InsightlyAdapter"),
     "pipedrive": ("service.adapters.pipedrive", "PipedriveAdapter"),
     "redtail": ("service.adapters.redtail", "RedtailAdapter"),
+    "salesforce": ("service.adapters.salesforce", "SalesforceAdapter"),
+    "zoho": ("service.adapters.zoho", "ZohoAdapter"),
 }
 
 NAMES: tuple[str, ...] = tuple(sorted(ADAPTERS))

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from tests.fakes.base import FakeCrm
 from tests.fakes.clio import FakeClio
 from tests.fakes.generic import FakeGeneric
+from tests.fakes.hubspot import FakeHubspot
 from tests.fakes.insightly import FakeInsightly
 from tests.fakes.pipedrive import FakePipedrive
 from tests.fakes.redtail import FakeRedtail
+from tests.fakes.salesforce import FakeSalesforce
+from tests.fakes.zoho import FakeZoho
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ CASES = [
         extras={"matters": "9001"},
     ),
     CrmCase("generic", FakeGeneric, auth="Bearer generic-token", hostname="crm.internal.example", html=False),
+    CrmCase("hubspot", FakeHubspot, auth="Bearer hs-token", hostname="", html=True, extras={"deals": "77"}),
     CrmCase(
         "insightly",
         FakeInsightly,
@@ -67,5 +71,25 @@ CASES = [
         auth="Userkeyauth cnQtYXBpLWtleTpydC11c2VyLWtleQ==",
         hostname="smf.crm3.redtailtechnology.com",
         html=True,
+    ),
+    CrmCase(
+        "salesforce",
+        FakeSalesforce,
+        auth="Bearer sf-token",
+        hostname="",
+        html=False,
+        contact_id="003Ak00000AbCdEIAV",
+        user_id="005Ak00000XyZ12IAB",
+        extras={"opportunity": "006Ak00000Opp01IAA"},
+        user_info={"instance_url": "https://acme.my.salesforce.com"},
+    ),
+    CrmCase(
+        "zoho",
+        FakeZoho,
+        auth="Zoho-oauthtoken zoho-token",
+        hostname="",
+        html=False,
+        contact_id="5725767000000202001",
+        user_info={"api_domain": "https://www.zohoapis.eu"},
     ),
 ]
