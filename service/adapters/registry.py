@@ -14,6 +14,7 @@ from service.config import Settings
 from service.errors import UnknownCrm
 
 ADAPTERS: dict[str, tuple[str, str]] = {
+    "bullhorn": ("service.adapters.bullhorn", "BullhornAdapter"),
     "generic": ("service.adapters.generic", "GenericAdapter"),
     "pipedrive": ("service.adapters.pipedrive", "PipedriveAdapter"),
 }

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.fakes.base import FakeCrm
+from tests.fakes.bullhorn import FakeBullhorn
 from tests.fakes.generic import FakeGeneric
 from tests.fakes.pipedrive import FakePipedrive
 
@@ -34,6 +35,15 @@ class CrmCase:
 
 
 CASES = [
+    CrmCase(
+        "bullhorn",
+        FakeBullhorn,
+        auth="bh-rest-token",
+        hostname="cls22.bullhornstaffing.com",
+        html=True,
+        extras={"noteActions": "SMS"},
+        user_info={"rest_url": "https://rest22.bullhornstaffing.com/rest-services/abc123/"},
+    ),
     CrmCase("generic", FakeGeneric, auth="Bearer generic-token", hostname="crm.internal.example", html=False),
     CrmCase(
         "pipedrive",

@@ -40,6 +40,7 @@ def request_for(case: CrmCase, message: pb.Message, **kw: Any) -> service_pb.Add
         user_id=case.user_id,
         contact_id=case.contact_id,
         extras=case.extras,
+        user_info=case.user_info,
         **kw,
     )
 
