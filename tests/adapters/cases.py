@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from tests.fakes.base import FakeCrm
 from tests.fakes.bullhorn import FakeBullhorn
 from tests.fakes.generic import FakeGeneric
+from tests.fakes.netsuite import ACCOUNT_HOST, FakeNetSuite
 from tests.fakes.pipedrive import FakePipedrive
 
 
@@ -52,5 +53,13 @@ CASES = [
         hostname="acme.pipedrive.com",
         html=True,
         extras={"deals": "77"},
+    ),
+    CrmCase(
+        "netsuite",
+        FakeNetSuite,
+        auth="Bearer ns-token",
+        hostname=ACCOUNT_HOST,
+        html=False,
+        extras={"salesOrder": "880"},
     ),
 ]
