@@ -16,6 +16,7 @@ from service.errors import UnknownCrm
 ADAPTERS: dict[str, tuple[str, str]] = {
     "bullhorn": ("service.adapters.bullhorn", "BullhornAdapter"),
     "generic": ("service.adapters.generic", "GenericAdapter"),
+    "googlesheets": ("service.adapters.googlesheets", "GoogleSheetsAdapter"),
     "netsuite": ("service.adapters.netsuite", "NetSuiteAdapter"),
     "pipedrive": ("service.adapters.pipedrive", "PipedriveAdapter"),
 }

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from tests.fakes.base import FakeCrm
 from tests.fakes.bullhorn import FakeBullhorn
 from tests.fakes.generic import FakeGeneric
+from tests.fakes.googlesheets import SPREADSHEET_ID, FakeGoogleSheets
 from tests.fakes.netsuite import ACCOUNT_HOST, FakeNetSuite
 from tests.fakes.pipedrive import FakePipedrive
 
@@ -53,6 +54,14 @@ CASES = [
         hostname="acme.pipedrive.com",
         html=True,
         extras={"deals": "77"},
+    ),
+    CrmCase(
+        "googlesheets",
+        FakeGoogleSheets,
+        auth="Bearer gs-token",
+        hostname="",
+        html=False,
+        user_info={"spreadsheet_id": SPREADSHEET_ID},
     ),
     CrmCase(
         "netsuite",
