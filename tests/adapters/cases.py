@@ -48,14 +48,6 @@ CASES = [
     ),
     CrmCase("generic", FakeGeneric, auth="Bearer generic-token", hostname="crm.internal.example", html=False),
     CrmCase(
-        "pipedrive",
-        FakePipedrive,
-        auth="Bearer pd-token",
-        hostname="acme.pipedrive.com",
-        html=True,
-        extras={"deals": "77"},
-    ),
-    CrmCase(
         "googlesheets",
         FakeGoogleSheets,
         auth="Bearer gs-token",
@@ -70,5 +62,13 @@ CASES = [
         hostname=ACCOUNT_HOST,
         html=False,
         extras={"salesOrder": "880"},
+    ),
+    CrmCase(
+        "pipedrive",
+        FakePipedrive,
+        auth="Bearer pd-token",
+        hostname="acme.pipedrive.com",
+        html=True,
+        extras={"deals": "77"},
     ),
 ]
