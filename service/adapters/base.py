@@ -170,7 +170,33 @@ class HttpCrmAdapter(ABC):
         params: Mapping[str, str] | None = None,
         repeatable: bool | None = None,
     ) -> Any:
-        """Sends a request to the CRM and returns its parsed JSON body (None when empty).
+        """Sends a request to the CRM (see request_response) and returns its parsed JSON body, or
+        None when the reply has no body."""
+        response = await self.request_response(
+            call, method, path, operation=operation, json=json, params=params, repeatable=repeatable
+        )
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise CrmBadResponse(
+                f"{self.name} answered {operation} with a body that is not JSON",
+                http_status=response.status_code,
+            ) from None
+
+    async def request_response(
+        self,
+        call: CrmCall,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        repeatable: bool | None = None,
+    ) -> httpx.Response:
+        """Sends a request to the CRM and returns its successful reply, headers included.
 
         Failures that leave the CRM unchanged (429, refused connections) are retried for any
         request; failures that might have changed it (5xx, timeouts, dropped connections) only
@@ -229,7 +255,7 @@ class HttpCrmAdapter(ABC):
         operation: str,
         json: Any,
         params: Mapping[str, str] | None,
-    ) -> Any:
+    ) -> httpx.Response:
         url = self.base_url(call) + path
         timeout = self._timeout(call)
         headers = {"Accept": "application/json", **self.auth_headers(call)}
@@ -273,14 +299,7 @@ class HttpCrmAdapter(ABC):
             )
         if status >= 300:
             raise self.error_for(response, operation)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise CrmBadResponse(
-                f"{self.name} answered {operation} with a body that is not JSON", http_status=status
-            ) from None
+        return response
 
     def _timeout(self, call: CrmCall) -> float:
         timeout = self.settings.timeout_seconds

@@ -14,10 +14,13 @@ from service.config import Settings
 from service.errors import UnknownCrm
 
 ADAPTERS: dict[str, tuple[str, str]] = {
+    "bullhorn": ("service.adapters.bullhorn", "BullhornAdapter"),
     "clio": ("service.adapters.clio", "ClioAdapter"),
     "generic": ("service.adapters.generic", "GenericAdapter"),
+    "googlesheets": ("service.adapters.googlesheets", "GoogleSheetsAdapter"),
     "hubspot": ("service.adapters.hubspot", "HubspotAdapter"),
     "insightly": ("service.adapters.insightly", "InsightlyAdapter"),
+    "netsuite": ("service.adapters.netsuite", "NetSuiteAdapter"),
     "pipedrive": ("service.adapters.pipedrive", "PipedriveAdapter"),
     "redtail": ("service.adapters.redtail", "RedtailAdapter"),
     "salesforce": ("service.adapters.salesforce", "SalesforceAdapter"),

@@ -9,10 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.fakes.base import FakeCrm
+from tests.fakes.bullhorn import FakeBullhorn
 from tests.fakes.clio import FakeClio
 from tests.fakes.generic import FakeGeneric
+from tests.fakes.googlesheets import SPREADSHEET_ID, FakeGoogleSheets
 from tests.fakes.hubspot import FakeHubspot
 from tests.fakes.insightly import FakeInsightly
+from tests.fakes.netsuite import ACCOUNT_HOST, FakeNetSuite
 from tests.fakes.pipedrive import FakePipedrive
 from tests.fakes.redtail import FakeRedtail
 from tests.fakes.salesforce import FakeSalesforce
@@ -41,6 +44,15 @@ class CrmCase:
 
 CASES = [
     CrmCase(
+        "bullhorn",
+        FakeBullhorn,
+        auth="bh-rest-token",
+        hostname="cls22.bullhornstaffing.com",
+        html=True,
+        extras={"noteActions": "SMS"},
+        user_info={"rest_url": "https://rest22.bullhornstaffing.com/rest-services/abc123/"},
+    ),
+    CrmCase(
         "clio",
         FakeClio,
         auth="Bearer clio-token",
@@ -49,6 +61,14 @@ CASES = [
         extras={"matters": "9001"},
     ),
     CrmCase("generic", FakeGeneric, auth="Bearer generic-token", hostname="crm.internal.example", html=False),
+    CrmCase(
+        "googlesheets",
+        FakeGoogleSheets,
+        auth="Bearer gs-token",
+        hostname="",
+        html=False,
+        user_info={"spreadsheet_id": SPREADSHEET_ID},
+    ),
     CrmCase("hubspot", FakeHubspot, auth="Bearer hs-token", hostname="", html=True, extras={"deals": "77"}),
     CrmCase(
         "insightly",
@@ -56,6 +76,14 @@ CASES = [
         auth="Basic aW5zaWdodGx5LWtleTo=",
         hostname="api.na1.insightly.com",
         html=False,
+    ),
+    CrmCase(
+        "netsuite",
+        FakeNetSuite,
+        auth="Bearer ns-token",
+        hostname=ACCOUNT_HOST,
+        html=False,
+        extras={"salesOrder": "880"},
     ),
     CrmCase(
         "pipedrive",

@@ -1,0 +1,169 @@
+"""Google Sheets' quirks: one tagged row per record, inert cells, the sheet lookup and the cell limit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+import pytest
+from messagelog.v1 import message_log_pb2 as pb
+
+from service.adapters.googlesheets import CELL_LIMIT, HEADER
+from tests.conftest import Harness
+from tests.fakes.googlesheets import SPREADSHEET_ID, FakeGoogleSheets, Row
+from tests.helpers import CONTACT_PHONE, add_request, sms
+
+AUTH = "Bearer gs-token"
+ROOT = f"/v4/spreadsheets/{SPREADSHEET_ID}"
+
+
+def request(message: pb.Message, spreadsheet: str = SPREADSHEET_ID, **kw: Any) -> Any:
+    return add_request("googlesheets", message, hostname="", user_info={"spreadsheet_id": spreadsheet}, **kw)
+
+
+def sheet(crm: Harness) -> FakeGoogleSheets:
+    assert isinstance(crm.fake, FakeGoogleSheets)
+    return crm.fake
+
+
+def cells(row: Row) -> list[Any]:
+    return [next(iter(cell.values())) for cell in row.cells]
+
+
+@pytest.fixture
+async def crm(make_harness: Callable[..., Any]) -> AsyncIterator[Harness]:
+    async with make_harness(FakeGoogleSheets(), AUTH) as harness:
+        yield harness
+
+
+async def test_create_inserts_one_tagged_row_under_the_header(crm: Harness) -> None:
+    response = await crm.add(request(sms("m1", text="Hello")))
+
+    lookup, write = crm.fake.requests
+    assert (lookup.method, lookup.path) == ("GET", ROOT)
+    assert (write.method, write.path) == ("POST", f"{ROOT}:batchUpdate")
+    assert write.headers["authorization"] == AUTH
+    kinds = [next(iter(r)) for r in write.body["requests"]]
+    assert kinds == ["insertDimension", "updateCells", "createDeveloperMetadata"]
+    fake = sheet(crm)
+    header, row = fake.rows()
+    assert cells(header) == list(HEADER)
+    assert row is fake.row_of(response.log_id)
+    subject, day, contact, count, body = cells(row)
+    assert subject == "SMS conversation with Jane Doe - 2026-11-20"
+    assert (day, contact, count) == ("2026-11-20", f"Jane Doe ({CONTACT_PHONE})", 1)
+    assert "Hello" in body
+
+
+async def test_an_append_rewrites_the_tagged_row_in_one_call_without_a_lookup(crm: Harness) -> None:
+    first = await crm.add(request(sms("m1", "2026-11-20T15:00:00Z", "one")))
+    before = len(crm.fake.requests)
+    await crm.add(request(sms("m2", "2026-11-20T15:05:00Z", "two")))
+
+    (append,) = crm.fake.requests[before:]
+    assert (append.method, append.path) == ("POST", f"{ROOT}/values:batchUpdateByDataFilter")
+    assert append.body["valueInputOption"] == "RAW"
+    (data,) = append.body["data"]
+    assert data["dataFilter"]["developerMetadataLookup"]["metadataId"] == int(first.log_id)
+    fake = sheet(crm)
+    assert cells(fake.row_of(first.log_id))[3] == 2
+
+
+async def test_the_sheet_is_looked_up_once_per_spreadsheet(crm: Harness) -> None:
+    await crm.add(request(sms("m1"), contact_id="42"))
+    await crm.add(request(sms("m2"), contact_id="43"))
+
+    assert len(crm.fake.calls("GET")) == 1
+    assert len(crm.fake.record_ids()) == 2
+
+
+async def test_rows_inserted_above_a_record_do_not_move_its_appends(crm: Harness) -> None:
+    fake = sheet(crm)
+    first = await crm.add(request(sms("m1", text="one")))
+    someone_elses = Row([{"stringValue": "typed by a person"}])
+    fake.rows().insert(1, someone_elses)
+
+    await crm.add(request(sms("m2", "2026-11-20T16:00:00Z", "two")))
+
+    assert cells(someone_elses) == ["typed by a person"]
+    assert "two" in crm.fake.record_body(first.log_id)
+    assert fake.rows().index(fake.row_of(first.log_id)) == 2
+
+
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)"])
+async def test_a_cell_that_would_start_a_formula_is_quoted_on_create_and_append(
+    crm: Harness, name: str
+) -> None:
+    add = request(sms("m1"))
+    add.contact.name = name
+    first = await crm.add(add)
+    fake = sheet(crm)
+    assert cells(fake.row_of(first.log_id))[2] == f"'{name} ({CONTACT_PHONE})"
+
+    add = request(sms("m2", "2026-11-20T16:00:00Z"))
+    add.contact.name = name
+    await crm.add(add)
+
+    assert cells(fake.row_of(first.log_id))[2] == f"'{name} ({CONTACT_PHONE})"
+    assert crm.fake.requests[-1].body["data"][0]["values"][0][2].startswith("'")
+
+
+async def test_a_spreadsheet_without_the_sheet_gets_it_with_a_header_once(
+    make_harness: Callable[..., Any],
+) -> None:
+    fake = FakeGoogleSheets(with_sheet=False)
+    async with make_harness(fake, AUTH) as crm:
+        await crm.add(request(sms("m1"), contact_id="42"))
+        await crm.add(request(sms("m2"), contact_id="43"))
+
+    assert [r.method for r in fake.requests] == ["GET", "POST", "POST", "POST", "POST"]
+    add_sheet = fake.requests[1].body["requests"][0]
+    assert add_sheet == {"addSheet": {"properties": {"title": "Message Logs"}}}
+    header, *rows = fake.rows()
+    assert cells(header) == list(HEADER)
+    assert len(rows) == 2
+
+
+@pytest.mark.parametrize("spreadsheet", ["", "../../other", "a b"])
+async def test_a_missing_or_malformed_spreadsheet_id_is_invalid_and_unsent(
+    crm: Harness, spreadsheet: str
+) -> None:
+    status = await crm.add_error(request(sms("m1"), spreadsheet=spreadsheet))
+
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert status.fields == {"user.platform_additional_info[spreadsheet_id]"}
+    assert crm.fake.requests == []
+
+
+async def test_user_hostname_plays_no_part(crm: Harness) -> None:
+    response = await crm.add(
+        add_request(
+            "googlesheets",
+            sms("m1"),
+            hostname="evil.example.com",
+            user_info={"spreadsheet_id": SPREADSHEET_ID},
+        )
+    )
+
+    assert response.outcome == pb.LOG_OUTCOME_CREATED
+    assert all(r.path.startswith(ROOT) for r in crm.fake.requests)
+
+
+async def test_a_digest_over_the_cell_limit_keeps_its_start_and_says_it_was_cut(crm: Harness) -> None:
+    for i in range(6):
+        response = await crm.add(request(sms(f"m{i}", f"2026-11-20T15:0{i}:00Z", f"{i}" * 10_000)))
+
+    body = crm.fake.record_body(response.log_id)
+    assert len(body) == CELL_LIMIT
+    assert body.startswith("SMS conversation with Jane Doe")
+    assert body.endswith("cell limit]")
+
+
+async def test_the_write_quota_is_rate_limited(make_harness: Callable[..., Any]) -> None:
+    async with make_harness(FakeGoogleSheets(writes_per_minute=1), AUTH) as crm:
+        await crm.add(request(sms("m1")))
+        status = await crm.add_error(request(sms("m2", "2026-11-20T16:00:00Z")))
+
+    assert status.code == grpc.StatusCode.UNAVAILABLE
+    assert status.reason == "CRM_RATE_LIMITED"
