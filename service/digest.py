@@ -22,7 +22,7 @@ import asyncio
 import secrets
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -53,7 +53,9 @@ class DigestLogger:
 
     async def log(self, request: LogRequest, adapter: HttpCrmAdapter, *, deadline: float) -> LogResult:
         """Logs request's message; deadline is a time.monotonic() value."""
-        adapter.validate(_crm_call(request, deadline))
+        call = _crm_call(request, deadline)
+        adapter.validate(call)
+        request = replace(request, account=adapter.account_key(call))
         owner = secrets.token_hex(16)
         claimed = await self._claim(request, owner)
         if claimed.state is MessageState.LOGGED:

@@ -103,6 +103,8 @@ class LogRequest:
     additional_submission: Mapping[str, str]
     authorization: str
     log_id: str = ""
+    # The CRM account written to, as the adapter names it (see HttpCrmAdapter.account_key).
+    account: str = ""
 
     @property
     def local_date(self) -> date:
@@ -111,7 +113,7 @@ class LogRequest:
     @property
     def scope(self) -> str:
         """Who a message is logged for: the unit inside which a message id is logged once."""
-        parts = (self.crm, self.user.hostname.lower(), self.user.id, self.contact.id)
+        parts = (self.crm, self.account.lower(), self.user.id, self.contact.id)
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
     @property

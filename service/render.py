@@ -36,6 +36,8 @@ class RenderedRecord:
     kind: Kind
     subject: str
     body: str
+    # Who sent the first message: for a voicemail or fax, who sent it; for a digest, who began it.
+    direction: Direction
     local_date: date
     first_time: datetime
     last_time: datetime
@@ -92,6 +94,7 @@ def render(view: DigestView, fmt: BodyFormat) -> RenderedRecord:
         kind=view.kind,
         subject=subject,
         body=body,
+        direction=entries[0].direction,
         local_date=view.local_date,
         first_time=entries[0].created_at,
         last_time=entries[-1].created_at,

@@ -250,3 +250,12 @@ async def test_health_reports_serving(pipedrive: Harness) -> None:
         service = await health.Check(health_pb2.HealthCheckRequest(service="messagelog.v1.MessageLogService"))
 
     assert overall.status == service.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_the_same_ids_in_two_crm_accounts_are_kept_apart(pipedrive: Harness) -> None:
+    message = sms("m1", text="hello")
+    first = await pipedrive.add(add_request("pipedrive", message, hostname="acme.pipedrive.com"))
+    second = await pipedrive.add(add_request("pipedrive", message, hostname="globex.pipedrive.com"))
+
+    assert first.outcome == second.outcome == pb.LOG_OUTCOME_CREATED
+    assert first.log_id != second.log_id

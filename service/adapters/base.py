@@ -35,7 +35,9 @@ from service.errors import (
     CrmRejected,
     CrmTimeout,
     CrmUnavailable,
+    FieldViolation,
     HostNotAllowed,
+    InvalidRequest,
 )
 from service.model import ContactInfo, UserInfo
 from service.render import BodyFormat, RenderedRecord
@@ -45,6 +47,8 @@ log = structlog.get_logger("messagelog.crm")
 K = TypeVar("K")
 V = TypeVar("V")
 
+# How long per-account lookups (user names, activity types, sheet layouts) are trusted.
+LOOKUP_TTL_SECONDS = 3600.0
 # An epoch timestamp in a reset header rather than a number of seconds (Clio sends one, Pipedrive the other).
 _EPOCH_THRESHOLD = 1_000_000_000
 
@@ -59,6 +63,15 @@ class CrmCallStats:
 
 
 crm_call_stats: ContextVar[CrmCallStats | None] = ContextVar("crm_call_stats", default=None)
+
+
+@dataclass(frozen=True)
+class UserLookup:
+    """Where a CRM tells the current user's name: a GET path, its query, and the name's place in the reply."""
+
+    path: str
+    name_at: tuple[str | int, ...]
+    params: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,8 +115,12 @@ class HttpCrmAdapter(ABC):
     host_patterns: ClassVar[tuple[str, ...]] = ()
     # The account's API root, from user.hostname; None means the base URL override must be configured.
     default_base_url: ClassVar[str | None] = "https://{hostname}"
-    # The request field named when the account's host is refused.
-    host_field: ClassVar[str] = "user.hostname"
+    # For CRMs that hand out the account's API root at sign-in (a REST URL, an instance URL):
+    # the user.platform_additional_info key that carries it, used instead of default_base_url.
+    account_url_key: ClassVar[str | None] = None
+    # The current user's name in the CRM, looked up once an hour per user when the caller sends
+    # no user.name; None where the CRM offers no such lookup.
+    user_lookup: ClassVar[UserLookup | None] = None
 
     http: httpx.AsyncClient
     settings: CrmSettings
@@ -111,6 +128,14 @@ class HttpCrmAdapter(ABC):
 
     def __post_init__(self) -> None:
         self._host_res = tuple(re.compile(p) for p in self.host_patterns)
+        self._user_names: TtlCache[tuple[str, str], str] = TtlCache(LOOKUP_TTL_SECONDS)
+
+    @property
+    def host_field(self) -> str:
+        """The request field named when the account's host is refused."""
+        if self.account_url_key:
+            return f"user.platform_additional_info[{self.account_url_key}]"
+        return "user.hostname"
 
     @abstractmethod
     async def create(self, call: CrmCall, record: RenderedRecord) -> str:
@@ -124,13 +149,38 @@ class HttpCrmAdapter(ABC):
         """Rejects a call this CRM cannot take before anything is stored or sent; adapters extend it."""
         self.base_url(call)
 
+    def account_key(self, call: CrmCall) -> str:
+        """Which CRM account a call writes to: its API root without scheme, as the CRM names it
+        (not the base URL override). Messages and digests are kept apart per account."""
+        if self.default_base_url is None and self.account_url_key is None:
+            return call.user.hostname
+        account = urlsplit(self.account_url(call))
+        return f"{account.hostname or ''}{account.path.rstrip('/')}"
+
     async def user_display_name(self, call: CrmCall) -> str:
-        """The user's name as shown in records; adapters whose CRM can tell override this."""
-        return call.user.name
+        """The user's name as shown in records: the caller's, or the CRM's, looked up and cached."""
+        lookup = self.user_lookup
+        if call.user.name or lookup is None:
+            return call.user.name
+        key = (self.account_key(call), call.user.id)
+        name = self._user_names.get(key)
+        if name is None:
+            body = await self.request(
+                call, "GET", lookup.path, params=lookup.params, operation="get_current_user"
+            )
+            name = str(field_at(body, *lookup.name_at))
+            self._user_names.put(key, name)
+        return name
 
     def account_url(self, call: CrmCall) -> str:
-        """The CRM account's API root for this call; adapters whose CRM hands out a URL at sign-in
-        (a REST URL, an instance URL) override this to read it from user.platform_additional_info."""
+        """The CRM account's API root for this call."""
+        if self.account_url_key:
+            url = call.user.platform_additional_info.get(self.account_url_key, "")
+            if not url:
+                raise InvalidRequest(
+                    [FieldViolation(self.host_field, f"is required by {self.name}: the account's URL")]
+                )
+            return url
         if self.default_base_url is None:
             raise CrmNotConfigured(
                 f"the {self.name} CRM has no base URL; set MESSAGELOG_CRM_{self.name.upper()}_BASE_URL"

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from service.adapters.base import CrmCall, HttpCrmAdapter, record_id
+from service.adapters.fields import numeric_id
 from service.errors import CrmError, CrmRateLimited, FieldViolation, InvalidRequest
 from service.render import BodyFormat, RenderedRecord
 
@@ -39,28 +40,22 @@ class BullhornAdapter(HttpCrmAdapter):
     name = "bullhorn"
     body_format = BodyFormat.HTML
     host_patterns = (r"rest(-[a-z]+)?[0-9]*\.bullhornstaffing\.com",)
-    host_field = f"user.platform_additional_info[{_REST_URL_KEY}]"
+    account_url_key = _REST_URL_KEY
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
-        _bullhorn_id("contact.id", call.contact.id)
+        numeric_id("contact.id", call.contact.id, "Bullhorn")
         if len(call.extras.get(_ACTION_KEY, "")) > _ACTION_LIMIT:
             raise InvalidRequest(
                 [FieldViolation(f"additional_submission[{_ACTION_KEY}]", "is longer than 30 characters")]
             )
-
-    def account_url(self, call: CrmCall) -> str:
-        rest_url = call.user.platform_additional_info.get(_REST_URL_KEY, "")
-        if not rest_url:
-            raise InvalidRequest([FieldViolation(self.host_field, "is required: the restUrl of the login")])
-        return rest_url
 
     def auth_headers(self, call: CrmCall) -> dict[str, str]:
         return {"BhRestToken": call.authorization}
 
     async def create(self, call: CrmCall, record: RenderedRecord) -> str:
         payload = {
-            "personReference": {"id": _bullhorn_id("contact.id", call.contact.id)},
+            "personReference": {"id": numeric_id("contact.id", call.contact.id, "Bullhorn")},
             **_note(call, record),
         }
         # Bullhorn creates with PUT and updates with POST: the create is the one never to repeat.
@@ -73,7 +68,7 @@ class BullhornAdapter(HttpCrmAdapter):
         await self.request(
             call,
             "POST",
-            f"/entity/Note/{_bullhorn_id('log_id', log_id)}",
+            f"/entity/Note/{numeric_id('log_id', log_id, 'Bullhorn')}",
             json=_note(call, record),
             operation="update_note",
             repeatable=True,
@@ -91,9 +86,3 @@ def _note(call: CrmCall, record: RenderedRecord) -> dict[str, Any]:
     if action := call.extras.get(_ACTION_KEY, ""):
         note["action"] = action
     return note
-
-
-def _bullhorn_id(field: str, value: str) -> int:
-    if not value.isdigit():
-        raise InvalidRequest([FieldViolation(field, "must be a Bullhorn id (digits only)")])
-    return int(value)

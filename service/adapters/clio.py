@@ -15,23 +15,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.adapters.base import CrmCall, HttpCrmAdapter, TtlCache, field_at, record_id
+from service.adapters.base import CrmCall, HttpCrmAdapter, UserLookup, record_id
 from service.adapters.fields import numeric_id, utc_iso
-from service.model import Kind
+from service.model import Direction
 from service.render import BodyFormat, RenderedRecord
-
-_LOOKUP_TTL_SECONDS = 3600.0
 
 
 class ClioAdapter(HttpCrmAdapter):
     name = "clio"
     body_format = BodyFormat.TEXT
     host_patterns = (r"((eu|ca|au)\.)?app\.clio\.com",)
+    # Clio returns only id and etag unless the fields wanted are named.
+    user_lookup = UserLookup("/users/who_am_i.json", name_at=("data", "name"), params={"fields": "id,name"})
     default_base_url = "https://{hostname}/api/v4"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._user_names: TtlCache[tuple[str, str], str] = TtlCache(_LOOKUP_TTL_SECONDS)
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
@@ -62,24 +58,6 @@ class ClioAdapter(HttpCrmAdapter):
             operation="update_communication",
         )
 
-    async def user_display_name(self, call: CrmCall) -> str:
-        if call.user.name:
-            return call.user.name
-        key = (call.user.hostname, call.user.id)
-        name = self._user_names.get(key)
-        if name is None:
-            # Clio returns only id and etag unless the fields wanted are named.
-            body = await self.request(
-                call,
-                "GET",
-                "/users/who_am_i.json",
-                params={"fields": "id,name"},
-                operation="get_current_user",
-            )
-            name = str(field_at(body, "data", "name"))
-            self._user_names.put(key, name)
-        return name
-
     def _parties(self, call: CrmCall, *, inbound: bool) -> dict[str, list[dict[str, Any]]]:
         user = {"id": numeric_id("user.id", call.user.id, self.name), "type": "User"}
         contact = {"id": numeric_id("contact.id", call.contact.id, self.name), "type": "Contact"}
@@ -94,7 +72,4 @@ class ClioAdapter(HttpCrmAdapter):
 
 
 def _is_inbound(record: RenderedRecord) -> bool:
-    # A record carries no direction of its own. A voicemail is always inbound and an SMS digest
-    # mixes both ways (taken as the contact's); only a fax says which way it went, in the subject
-    # render gives it.
-    return not (record.kind is Kind.FAX and record.subject.startswith("Fax document sent to "))
+    return record.direction is Direction.INBOUND

@@ -7,12 +7,19 @@ from datetime import UTC, datetime
 from service.errors import FieldViolation, InvalidRequest
 
 
-def numeric_id(field: str, value: str, crm: str) -> int:
-    """Reads a CRM id that must be digits, refusing the request (naming the field) otherwise."""
+def digits_id(field: str, value: str, crm: str) -> str:
+    """Reads a CRM id that must be digits, refusing the request (naming the field) otherwise.
+
+    Kept as text: some CRMs' ids (Zoho's 19 digits) do not survive a JSON number."""
     # isascii: str.isdigit() also accepts digits like "²" that int() or the CRM would refuse.
     if not (value.isascii() and value.isdigit()):
         raise InvalidRequest([FieldViolation(field, f"must be a {crm} id (digits only)")])
-    return int(value)
+    return value
+
+
+def numeric_id(field: str, value: str, crm: str) -> int:
+    """digits_id for CRMs whose API wants the id as a JSON number."""
+    return int(digits_id(field, value, crm))
 
 
 def utc_iso(moment: datetime) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from service.adapters.base import CrmCall, HttpCrmAdapter, TtlCache, field_at, record_id
+from service.adapters.base import LOOKUP_TTL_SECONDS, CrmCall, HttpCrmAdapter, TtlCache, field_at, record_id
 from service.errors import CrmBadResponse, CrmRecordNotFound, FieldViolation, InvalidRequest
 from service.render import BodyFormat, RenderedRecord
 
@@ -37,7 +37,6 @@ _SPREADSHEET_FIELD = f"user.platform_additional_info[{_SPREADSHEET_KEY}]"
 _SPREADSHEET_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _METADATA_KEY = "messagelog"
 _FORMULA_STARTS = ("=", "+", "-", "@")
-_LOOKUP_TTL_SECONDS = 3600.0
 
 
 class GoogleSheetsAdapter(HttpCrmAdapter):
@@ -48,7 +47,7 @@ class GoogleSheetsAdapter(HttpCrmAdapter):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._sheet_ids: TtlCache[str, int] = TtlCache(_LOOKUP_TTL_SECONDS)
+        self._sheet_ids: TtlCache[str, int] = TtlCache(LOOKUP_TTL_SECONDS)
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.adapters.base import CrmCall, HttpCrmAdapter, record_id
-from service.errors import FieldViolation, InvalidRequest
+from service.adapters.fields import digits_id
 from service.render import BodyFormat, RenderedRecord
 
 _COMMUNICATIONS = "/crm/v3/objects/communications"
@@ -60,16 +60,16 @@ class HubspotAdapter(HttpCrmAdapter):
         await self.request(
             call,
             "PATCH",
-            f"{_COMMUNICATIONS}/{_hubspot_id('log_id', log_id)}",
+            f"{_COMMUNICATIONS}/{digits_id('log_id', log_id, 'HubSpot')}",
             json={"properties": {"hs_communication_body": record.body}},
             operation="update_communication",
         )
 
     @staticmethod
     def _associations(call: CrmCall) -> list[dict[str, Any]]:
-        targets = [(_hubspot_id("contact.id", call.contact.id), _TO_CONTACT)]
+        targets = [(digits_id("contact.id", call.contact.id, "HubSpot"), _TO_CONTACT)]
         if deal := call.extras.get("deals", ""):
-            targets.append((_hubspot_id("additional_submission[deals]", deal), _TO_DEAL))
+            targets.append((digits_id("additional_submission[deals]", deal, "HubSpot"), _TO_DEAL))
         return [
             {
                 "to": {"id": target},
@@ -77,9 +77,3 @@ class HubspotAdapter(HttpCrmAdapter):
             }
             for target, type_id in targets
         ]
-
-
-def _hubspot_id(field: str, value: str) -> str:
-    if not value.isdigit():
-        raise InvalidRequest([FieldViolation(field, "must be a HubSpot record id (digits only)")])
-    return value

@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from service.adapters.base import CrmCall, HttpCrmAdapter
-from service.errors import CrmBadResponse, FieldViolation, InvalidRequest
+from service.adapters.fields import digits_id
+from service.errors import CrmBadResponse
 from service.render import BodyFormat, RenderedRecord
 
 _SALES_ORDER_KEY = "salesOrder"
@@ -55,22 +56,20 @@ class NetSuiteAdapter(HttpCrmAdapter):
         await self.request(
             call,
             "PATCH",
-            f"/phonecall/{_netsuite_id('log_id', log_id)}",
+            f"/phonecall/{digits_id('log_id', log_id, 'NetSuite')}",
             json={"title": record.subject, "message": record.body},
             operation="update_phonecall",
         )
 
 
 def _links(call: CrmCall) -> dict[str, Any]:
-    links: dict[str, Any] = {"contact": {"id": _netsuite_id("contact.id", call.contact.id)}}
+    links: dict[str, Any] = {"contact": {"id": digits_id("contact.id", call.contact.id, "NetSuite")}}
     if call.contact.organization_id:
-        links["company"] = {"id": _netsuite_id("contact.organization.id", call.contact.organization_id)}
+        links["company"] = {
+            "id": digits_id("contact.organization.id", call.contact.organization_id, "NetSuite")
+        }
     if sales_order := call.extras.get(_SALES_ORDER_KEY, ""):
-        links["transaction"] = {"id": _netsuite_id(f"additional_submission[{_SALES_ORDER_KEY}]", sales_order)}
+        links["transaction"] = {
+            "id": digits_id(f"additional_submission[{_SALES_ORDER_KEY}]", sales_order, "NetSuite")
+        }
     return links
-
-
-def _netsuite_id(field: str, value: str) -> str:
-    if not value.isdigit():
-        raise InvalidRequest([FieldViolation(field, "must be a NetSuite internal id (digits only)")])
-    return value

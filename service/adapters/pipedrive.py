@@ -11,28 +11,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.adapters.base import CrmCall, HttpCrmAdapter, TtlCache, field_at, record_id
-from service.errors import FieldViolation, InvalidRequest
+from service.adapters.base import (
+    LOOKUP_TTL_SECONDS,
+    CrmCall,
+    HttpCrmAdapter,
+    TtlCache,
+    UserLookup,
+    field_at,
+    record_id,
+)
+from service.adapters.fields import numeric_id
 from service.render import BodyFormat, RenderedRecord
-
-_LOOKUP_TTL_SECONDS = 3600.0
 
 
 class PipedriveAdapter(HttpCrmAdapter):
     name = "pipedrive"
     body_format = BodyFormat.HTML
     host_patterns = (r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.pipedrive\.com",)
+    user_lookup = UserLookup("/v1/users/me", name_at=("data", "name"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._activity_types: TtlCache[str, str] = TtlCache(_LOOKUP_TTL_SECONDS)
-        self._user_names: TtlCache[tuple[str, str], str] = TtlCache(_LOOKUP_TTL_SECONDS)
+        self._activity_types: TtlCache[str, str] = TtlCache(LOOKUP_TTL_SECONDS)
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
-        _pipedrive_id("contact.id", call.contact.id)
+        numeric_id("contact.id", call.contact.id, "Pipedrive")
         if call.contact.organization_id:
-            _pipedrive_id("contact.organization.id", call.contact.organization_id)
+            numeric_id("contact.organization.id", call.contact.organization_id, "Pipedrive")
         self._links(call)
 
     async def create(self, call: CrmCall, record: RenderedRecord) -> str:
@@ -44,14 +50,18 @@ class PipedriveAdapter(HttpCrmAdapter):
             "done": True,
             "due_date": first.strftime("%Y-%m-%d"),
             "due_time": first.strftime("%H:%M"),
-            "person_id": _pipedrive_id("contact.id", call.contact.id),
-            "participants": [{"person_id": _pipedrive_id("contact.id", call.contact.id), "primary": True}],
+            "person_id": numeric_id("contact.id", call.contact.id, "Pipedrive"),
+            "participants": [
+                {"person_id": numeric_id("contact.id", call.contact.id, "Pipedrive"), "primary": True}
+            ],
             **self._links(call),
         }
         if call.user.id.isdigit():
             payload["owner_id"] = int(call.user.id)
         if call.contact.organization_id:
-            payload["org_id"] = _pipedrive_id("contact.organization.id", call.contact.organization_id)
+            payload["org_id"] = numeric_id(
+                "contact.organization.id", call.contact.organization_id, "Pipedrive"
+            )
         body = await self.request(
             call, "POST", "/api/v2/activities", json=payload, operation="create_activity"
         )
@@ -62,21 +72,10 @@ class PipedriveAdapter(HttpCrmAdapter):
         await self.request(
             call,
             "PATCH",
-            f"/api/v2/activities/{_pipedrive_id('log_id', log_id)}",
+            f"/api/v2/activities/{numeric_id('log_id', log_id, 'Pipedrive')}",
             json=payload,
             operation="update_activity",
         )
-
-    async def user_display_name(self, call: CrmCall) -> str:
-        if call.user.name:
-            return call.user.name
-        key = (call.user.hostname, call.user.id)
-        name = self._user_names.get(key)
-        if name is None:
-            body = await self.request(call, "GET", "/v1/users/me", operation="get_current_user")
-            name = str(field_at(body, "data", "name"))
-            self._user_names.put(key, name)
-        return name
 
     async def _activity_type(self, call: CrmCall) -> str:
         key_string = self._activity_types.get(call.user.hostname)
@@ -101,13 +100,7 @@ class PipedriveAdapter(HttpCrmAdapter):
     @staticmethod
     def _links(call: CrmCall) -> dict[str, Any]:
         if deal := call.extras.get("deals", ""):
-            return {"deal_id": _pipedrive_id("additional_submission[deals]", deal)}
+            return {"deal_id": numeric_id("additional_submission[deals]", deal, "Pipedrive")}
         if lead := call.extras.get("leads", ""):
             return {"lead_id": lead}
         return {}
-
-
-def _pipedrive_id(field: str, value: str) -> int:
-    if not value.isdigit():
-        raise InvalidRequest([FieldViolation(field, "must be a Pipedrive id (digits only)")])
-    return int(value)

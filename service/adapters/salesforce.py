@@ -45,20 +45,12 @@ class SalesforceAdapter(HttpCrmAdapter):
     host_patterns = (
         r"[a-z0-9]([a-z0-9-]*[a-z0-9])?\.((sandbox|develop|scratch|demo|patch|trailblaze)\.)?my\.salesforce\.com",
     )
-    host_field = f"user.platform_additional_info[{_INSTANCE_URL}]"
+    account_url_key = _INSTANCE_URL
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
         _salesforce_id("contact.id", call.contact.id)
         self._what(call)
-
-    def account_url(self, call: CrmCall) -> str:
-        instance_url = call.user.platform_additional_info.get(_INSTANCE_URL, "")
-        if not instance_url:
-            raise InvalidRequest(
-                [FieldViolation(self.host_field, "is required: the instance_url of the Salesforce token")]
-            )
-        return instance_url
 
     async def create(self, call: CrmCall, record: RenderedRecord) -> str:
         task: dict[str, Any] = {

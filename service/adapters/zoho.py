@@ -18,7 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from service.adapters.base import CrmCall, HttpCrmAdapter, field_at, record_id
-from service.errors import CrmRejected, FieldViolation, InvalidRequest
+from service.adapters.fields import digits_id
+from service.errors import CrmRejected
 from service.render import BodyFormat, RenderedRecord
 
 _API_DOMAIN = "api_domain"
@@ -28,26 +29,18 @@ class ZohoAdapter(HttpCrmAdapter):
     name = "zoho"
     body_format = BodyFormat.TEXT
     host_patterns = (r"www\.zohoapis\.(com|eu|in|com\.au|jp|com\.cn|ca|sa)",)
-    host_field = f"user.platform_additional_info[{_API_DOMAIN}]"
+    account_url_key = _API_DOMAIN
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
-        _zoho_id("contact.id", call.contact.id)
-
-    def account_url(self, call: CrmCall) -> str:
-        api_domain = call.user.platform_additional_info.get(_API_DOMAIN, "")
-        if not api_domain:
-            raise InvalidRequest(
-                [FieldViolation(self.host_field, "is required: the api_domain of the Zoho token response")]
-            )
-        return api_domain
+        digits_id("contact.id", call.contact.id, "Zoho CRM")
 
     async def create(self, call: CrmCall, record: RenderedRecord) -> str:
         module = "Leads" if call.contact.type.strip().lower() in ("lead", "leads") else "Contacts"
         body = await self.request(
             call,
             "POST",
-            f"/crm/v8/{module}/{_zoho_id('contact.id', call.contact.id)}/Notes",
+            f"/crm/v8/{module}/{digits_id('contact.id', call.contact.id, 'Zoho CRM')}/Notes",
             json=_note(record),
             operation="create_note",
         )
@@ -57,7 +50,7 @@ class ZohoAdapter(HttpCrmAdapter):
         body = await self.request(
             call,
             "PUT",
-            f"/crm/v8/Notes/{_zoho_id('log_id', log_id)}",
+            f"/crm/v8/Notes/{digits_id('log_id', log_id, 'Zoho CRM')}",
             json=_note(record),
             operation="update_note",
         )
@@ -74,9 +67,3 @@ def _outcome(body: Any) -> Any:
         code = str(outcome.get("code", "unknown"))[:64]
         raise CrmRejected(f"zoho refused the note ({code})")
     return outcome
-
-
-def _zoho_id(field: str, value: str) -> str:
-    if not value.isdigit():
-        raise InvalidRequest([FieldViolation(field, "must be a Zoho CRM record id (digits only)")])
-    return value

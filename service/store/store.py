@@ -161,7 +161,7 @@ class Store:
                     local_date=request.local_date.isoformat(),
                     kind=request.kind.value,
                     crm=request.crm,
-                    account_host=request.user.hostname,
+                    account_host=request.account[:253],
                     crm_user_id=request.user.id,
                     contact_id=request.contact.id,
                     created_ms=now,
