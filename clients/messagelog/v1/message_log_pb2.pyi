@@ -177,7 +177,9 @@ class CrmUser(_message.Message):
     """Display name of the user; when empty, adapters that can look it up in the CRM do so once and cache it."""
     @_builtins.property
     def platform_additional_info(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """CRM-specific facts about the user captured at sign-in (for example a REST URL); documented per adapter."""
+        """CRM-specific facts about the user captured at sign-in: "rest_url" (Bullhorn), "api_domain" (Zoho CRM),
+        "instance_url" (Salesforce), "spreadsheet_id" (Google Sheets).
+        """
 
     def __init__(
         self,

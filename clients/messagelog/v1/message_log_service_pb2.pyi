@@ -53,7 +53,9 @@ class AddMessageLogRequest(_message.Message):
     RECORDING_LINK_FIELD_NUMBER: _builtins.int
     FAX_DOC_LINK_FIELD_NUMBER: _builtins.int
     crm: _builtins.str
-    """The CRM's registry key, such as "pipedrive" or "generic"."""
+    """The CRM's registry key: bullhorn, clio, generic, googlesheets, hubspot, insightly, netsuite,
+    pipedrive, redtail, salesforce or zoho.
+    """
     recording_link: _builtins.str
     """For a voicemail, the link to its recording."""
     fax_doc_link: _builtins.str
@@ -72,7 +74,10 @@ class AddMessageLogRequest(_message.Message):
 
     @_builtins.property
     def additional_submission(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """The user's extra choices for the CRM record, documented per adapter (Pipedrive: "deals", "leads")."""
+        """The user's extra choices for the CRM record: "deals" or "leads" (Pipedrive), "matters" (Clio),
+        "noteActions" (Bullhorn), "salesOrder" (NetSuite), "deals" (HubSpot), "opportunity" or
+        "account" (Salesforce); other keys are ignored except by the generic CRM, which passes them on.
+        """
 
     def __init__(
         self,
@@ -164,7 +169,9 @@ class UpdateMessageLogRequest(_message.Message):
     FAX_DOC_LINK_FIELD_NUMBER: _builtins.int
     LOG_ID_FIELD_NUMBER: _builtins.int
     crm: _builtins.str
-    """The CRM's registry key, such as "pipedrive" or "generic"."""
+    """The CRM's registry key: bullhorn, clio, generic, googlesheets, hubspot, insightly, netsuite,
+    pipedrive, redtail, salesforce or zoho.
+    """
     recording_link: _builtins.str
     """For a voicemail, the link to its recording."""
     fax_doc_link: _builtins.str
@@ -185,7 +192,7 @@ class UpdateMessageLogRequest(_message.Message):
 
     @_builtins.property
     def additional_submission(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """The user's extra choices for the CRM record, documented per adapter."""
+        """The user's extra choices for the CRM record, as in AddMessageLogRequest."""
 
     def __init__(
         self,
