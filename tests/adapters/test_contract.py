@@ -266,3 +266,20 @@ async def test_writes_per_create_and_append_are_as_declared(case: CrmCase, crm: 
         await crm.add(request_for(case, sms(f"m{i}", f"2026-11-20T15:0{i}:00Z", f"text {i}")))
 
     assert write_calls(crm) == case.writes_per_create + 2 * case.writes_per_append
+
+
+async def test_a_redirect_is_not_followed_to_another_host(case: CrmCase, crm: Harness) -> None:
+    crm.fake.inject(
+        Fault(
+            status=307,
+            body={"error": "moved"},
+            headers={"Location": "https://attacker.example/steal"},
+            path_pattern=crm.fake.write_paths(),
+        )
+    )
+
+    status = await crm.add_error(request_for(case, sms("m1")))
+
+    assert status.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert status.reason == "CRM_REJECTED"
+    assert len(crm.fake.calls(path_pattern=crm.fake.write_paths())) == 1
