@@ -23,14 +23,15 @@ import secrets
 import time
 import weakref
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import structlog
 
 from service.adapters.base import CrmCall, HttpCrmAdapter
 from service.errors import CrmRecordNotFound, DigestBusy
 from service.model import LogRequest, Outcome
-from service.render import DigestView, render
-from service.store import ClaimedMessage, MessageState, Store
+from service.render import DigestView, RenderedRecord, ref_marker, render
+from service.store import ClaimedMessage, MessageState, Store, StoredDigest
 
 log = structlog.get_logger("messagelog.digest")
 
@@ -139,6 +140,21 @@ class DigestLogger:
             finally:
                 lock.release()
 
+    async def _create(
+        self, adapter: HttpCrmAdapter, call: CrmCall, record: RenderedRecord, digest: StoredDigest
+    ) -> str:
+        """Creates the digest's record, unless an earlier create whose result was never recorded
+        made it: then that record is found by its reference and brought up to date instead."""
+        if digest.create_sent_ms is not None:
+            since = datetime.fromtimestamp(digest.create_sent_ms / 1000, UTC)
+            found = await adapter.find_created(call, ref_marker(digest.ref), since)
+            log.info("create_reconciled", digest_id=digest.id, found=found is not None)
+            if found is not None:
+                await adapter.update(call, found, record)
+                return found
+        await self._store.create_sent(digest.id)
+        return await adapter.create(call, record)
+
     async def _renew(self, digest_id: int, owner: str) -> None:
         while True:
             await asyncio.sleep(self._lease_ms / 3000)
@@ -160,10 +176,11 @@ class DigestLogger:
             if request.log_id
             else request.local_date,
             entries=digest.entries,
+            ref=digest.ref,
         )
         record = render(view, adapter.body_format)
         if digest.crm_log_id is None:
-            log_id, via = await adapter.create(call, record), "create"
+            log_id, via = await self._create(adapter, call, record, digest), "create"
         else:
             try:
                 await adapter.update(call, digest.crm_log_id, record)
@@ -173,7 +190,7 @@ class DigestLogger:
                     raise
                 # Someone deleted the day's record in the CRM: start a new one holding the whole day.
                 log.info("digest_record_gone", digest_id=digest_id, crm=request.crm)
-                log_id, via = await adapter.create(call, record), "create"
+                log_id, via = await self._create(adapter, call, record, digest), "create"
         await self._store.record_written(digest_id, log_id, digest.pending_ids, via)
         if request.entry.message_id not in digest.pending_ids:
             raise RuntimeError("the message being logged was not pending in its digest")

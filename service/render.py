@@ -53,6 +53,13 @@ class DigestView:
     zone_label: str
     local_date: date
     entries: Sequence[Entry]
+    # The digest's reference, written in the footer so a record can be found again.
+    ref: str = ""
+
+
+def ref_marker(ref: str) -> str:
+    """The text a record carries to say which digest it is."""
+    return f"(ref {ref})"
 
 
 def clean(text: str) -> str:
@@ -275,8 +282,12 @@ def _conversation(writer: _Writer, view: DigestView, subject: str, entries: Sequ
     writer.line(_RULE)
     writer.line("END")
     writer.gap()
-    writer.line(FOOTER)
+    writer.line(_footer(view))
     return writer.body()
+
+
+def _footer(view: DigestView) -> str:
+    return f"{FOOTER} {ref_marker(view.ref)}" if view.ref else FOOTER
 
 
 def _single(writer: _Writer, view: DigestView, subject: str, entry: Entry) -> str:
@@ -293,5 +304,5 @@ def _single(writer: _Writer, view: DigestView, subject: str, entry: Entry) -> st
         writer.gap()
         writer.messages([("Transcript" if view.kind is Kind.VOICEMAIL else "Note", entry.text, [])])
     writer.gap()
-    writer.line(FOOTER)
+    writer.line(_footer(view))
     return writer.body()

@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlsplit
 
@@ -148,6 +149,15 @@ class HttpCrmAdapter(ABC):
     def validate(self, call: CrmCall) -> None:
         """Rejects a call this CRM cannot take before anything is stored or sent; adapters extend it."""
         self.base_url(call)
+
+    async def find_created(self, call: CrmCall, marker: str, since: datetime) -> str | None:
+        """The id of a record made since `since` whose content holds `marker`, or None.
+
+        Called before creating again after a create whose result is unknown (a timeout, a crash).
+        The base cannot search a CRM and answers None, so such a create is made again; adapters
+        whose CRM can list a contact's recent records override this.
+        """
+        return None
 
     def account_key(self, call: CrmCall) -> str:
         """Which CRM account a call writes to: its API root without scheme, as the CRM names it

@@ -3,12 +3,16 @@
 - Host: user.hostname, the company domain such as acme.pipedrive.com.
 - Auth: crm-authorization is sent as the Authorization header (an OAuth "Bearer <token>").
 - additional_submission: "deals" (a deal id) links the activity to a deal; otherwise "leads" (a lead id).
+- A create that got no clear answer is looked for before creating again: GET /api/v2/activities
+  filtered by person_id and updated_since (the v2 list filters as documented for v2; person_id is
+  assumed from v1's parameters), matching the digest reference in the note.
 - The activity type is the account's active SMS type when it has one, else "call"; activity types
   and the user's name (when the caller doesn't send user.name) are looked up once an hour per account.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from service.adapters.base import (
@@ -20,7 +24,7 @@ from service.adapters.base import (
     field_at,
     record_id,
 )
-from service.adapters.fields import numeric_id
+from service.adapters.fields import numeric_id, utc_iso
 from service.render import BodyFormat, RenderedRecord
 
 
@@ -66,6 +70,26 @@ class PipedriveAdapter(HttpCrmAdapter):
             call, "POST", "/api/v2/activities", json=payload, operation="create_activity"
         )
         return record_id(body, "data", "id")
+
+    async def find_created(self, call: CrmCall, marker: str, since: datetime) -> str | None:
+        # A create that got no answer may have made the activity: look among the person's
+        # activities changed since it was sent (with a minute's slack for clock differences).
+        body = await self.request(
+            call,
+            "GET",
+            "/api/v2/activities",
+            params={
+                "person_id": call.contact.id,
+                "updated_since": utc_iso(since - timedelta(minutes=1)),
+                "limit": "500",
+            },
+            operation="find_activity",
+        )
+        activities = field_at(body, "data")
+        for activity in activities if isinstance(activities, list) else []:
+            if isinstance(activity, dict) and marker in str(activity.get("note") or ""):
+                return record_id(activity, "id")
+        return None
 
     async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
         payload = {"subject": record.subject, "note": record.body, **self._links(call)}

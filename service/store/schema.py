@@ -26,6 +26,11 @@ digests = sa.Table(
     sa.Column("contact_id", sa.String(255), nullable=False),
     # The CRM's id of the record; NULL until the create succeeded.
     sa.Column("crm_log_id", sa.String(255)),
+    # Written into the CRM record, so a record whose create got no clear answer can be found.
+    sa.Column("ref", sa.String(16), nullable=False, server_default=""),
+    # Set when a create is sent and cleared when its result is recorded: a create that was sent
+    # and never recorded (a timeout, a crash) may have made a record the next writer must look for.
+    sa.Column("create_sent_ms", sa.BigInteger()),
     # The lease serializes writes to one record across processes; expiry is epoch milliseconds.
     sa.Column("lease_owner", sa.String(64)),
     sa.Column("lease_expires_ms", sa.BigInteger()),

@@ -7,6 +7,7 @@ so several server processes can share one PostgreSQL database.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -58,6 +59,9 @@ class ClaimedMessage:
 class StoredDigest:
     id: int
     crm_log_id: str | None
+    ref: str
+    # When a create was sent whose result was never recorded (epoch ms), else None.
+    create_sent_ms: int | None
     entries: list[Entry]
     pending_ids: list[str]
 
@@ -164,6 +168,7 @@ class Store:
                     account_host=request.account[:253],
                     crm_user_id=request.user.id,
                     contact_id=request.contact.id,
+                    ref=secrets.token_hex(6),
                     created_ms=now,
                     updated_ms=now,
                 )
@@ -283,9 +288,13 @@ class Store:
     @_guard
     async def load(self, digest_id: int) -> StoredDigest:
         async with self._engine.connect() as conn:
-            crm_log_id = (
-                await conn.execute(sa.select(digests.c.crm_log_id).where(digests.c.id == digest_id))
-            ).scalar_one()
+            digest = (
+                await conn.execute(
+                    sa.select(digests.c.crm_log_id, digests.c.ref, digests.c.create_sent_ms).where(
+                        digests.c.id == digest_id
+                    )
+                )
+            ).one()
             rows = (
                 await conn.execute(
                     sa.select(messages.c.message_id, messages.c.state, messages.c.entry)
@@ -295,10 +304,22 @@ class Store:
             ).all()
         return StoredDigest(
             id=digest_id,
-            crm_log_id=crm_log_id,
+            crm_log_id=digest.crm_log_id,
+            ref=digest.ref,
+            create_sent_ms=digest.create_sent_ms,
             entries=[Entry.from_json(row.entry) for row in rows],
             pending_ids=[row.message_id for row in rows if row.state == MessageState.PENDING],
         )
+
+    @_guard
+    async def create_sent(self, digest_id: int) -> None:
+        """Notes, before it is sent, that a create for this digest may reach the CRM."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                sa.update(digests)
+                .where(digests.c.id == digest_id, digests.c.create_sent_ms.is_(None))
+                .values(create_sent_ms=_now_ms())
+            )
 
     @_guard
     async def record_written(
@@ -310,7 +331,7 @@ class Store:
             await conn.execute(
                 sa.update(digests)
                 .where(digests.c.id == digest_id)
-                .values(crm_log_id=crm_log_id, updated_ms=now)
+                .values(crm_log_id=crm_log_id, create_sent_ms=None, updated_ms=now)
             )
             if message_ids:
                 await conn.execute(

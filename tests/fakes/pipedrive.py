@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse
@@ -35,6 +36,10 @@ _ACTIVITY_FIELDS = {
     "note",
 }
 _INT_FIELDS = {"owner_id", "deal_id", "person_id", "org_id", "project_id"}
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _error(status: int, message: str) -> FakeResponse:
@@ -72,6 +77,7 @@ class FakePipedrive(FakeCrm):
         self.route("GET", r"/v1/users/me", self._me)
         self.route("GET", r"/v1/activityTypes", self._types)
         self.route("POST", r"/api/v2/activities", self._create)
+        self.route("GET", r"/api/v2/activities", self._list)
         self.route("GET", r"/api/v2/activities/(\d+)", self._get)
         self.route("PATCH", r"/api/v2/activities/(\d+)", self._patch)
         self.route("DELETE", r"/api/v2/activities/(\d+)", self._delete)
@@ -130,7 +136,7 @@ class FakePipedrive(FakeCrm):
         if problem:
             return _error(400, problem)
         self._next_id += 1
-        activity = {"id": self._next_id, "done": False, **request.body, "add_time": time.time()}
+        activity = {"id": self._next_id, "done": False, **request.body, "update_time": _now_iso()}
         self.activities[self._next_id] = activity
         return FakeResponse(200, {"success": True, "data": activity})
 
@@ -147,8 +153,21 @@ class FakePipedrive(FakeCrm):
         problem = self._check(request.body)
         if problem:
             return _error(400, problem)
-        activity.update(request.body)
+        activity.update(request.body, update_time=_now_iso())
         return FakeResponse(200, {"success": True, "data": activity})
+
+    def _list(self, request: FakeRequest) -> FakeResponse:
+        person = request.query.get("person_id")
+        since = request.query.get("updated_since", "")
+        found = [
+            a
+            for a in self.activities.values()
+            if (person is None or str(a.get("person_id")) == person) and a["update_time"] >= since
+        ]
+        limit = int(request.query.get("limit", "100"))
+        return FakeResponse(
+            200, {"success": True, "data": found[:limit], "additional_data": {"next_cursor": None}}
+        )
 
     def _delete(self, request: FakeRequest, activity_id: str) -> FakeResponse:
         if self.activities.pop(int(activity_id), None) is None:
