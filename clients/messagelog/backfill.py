@@ -10,7 +10,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -45,6 +45,9 @@ class RecordError(ValueError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+Item = list[service_pb.AddMessageLogRequest] | RecordError
 
 
 @dataclass
@@ -265,32 +268,53 @@ class Backfill:
 
     async def run(self, lines: Sequence[str], progress: Progress) -> Summary:
         started = time.monotonic()
-        numbered = iter([(n, line) for n, line in enumerate(lines, 1) if line.strip()])
-        workers = [asyncio.create_task(self._worker(numbered, progress)) for _ in range(self.concurrency)]
+        queue = iter(self._by_conversation(lines))
+        workers = [asyncio.create_task(self._worker(queue, progress)) for _ in range(self.concurrency)]
         await asyncio.gather(*workers)
         progress.finish()
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
-    async def _worker(self, numbered: Iterable[tuple[int, str]], progress: Progress) -> None:
-        for number, line in numbered:
-            self.summary.messages += 1
-            failed = False
-            try:
-                requests = requests_for(line, self.context)
-            except RecordError as exc:
-                self._fail(progress, exc.reason, f"line {number}: {exc}")
-                progress.advance(failed=True)
+    def _by_conversation(self, lines: Sequence[str]) -> list[list[Item]]:
+        """Groups the lines by conversation, longest first; a voicemail, fax or bad line is alone.
+
+        One conversation is sent in order, one call at a time: its digest is never contended, and
+        each outcome is exact (a message batched into a concurrent create would also say CREATED).
+        Conversations run in parallel.
+        """
+        groups: dict[str, list[Item]] = {}
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
                 continue
-            for request in requests:
-                try:
-                    response = await self._add(request)
-                except MessageLogError as exc:
-                    failed = True
-                    self._fail(progress, exc.reason or exc.code.name, f"message {request.message.id}: {exc}")
-                else:
-                    self.summary.outcomes[_OUTCOMES[response.outcome]] += 1
-            progress.advance(failed=failed)
+            try:
+                item: Item = requests_for(line, self.context)
+            except RecordError as exc:
+                item = RecordError(exc.reason, f"line {number}: {exc}")
+            key = f"line {number}"
+            if isinstance(item, list) and item[0].message.conversation_id:
+                key = "conversation " + item[0].message.conversation_id
+            groups.setdefault(key, []).append(item)
+        return sorted(groups.values(), key=len, reverse=True)
+
+    async def _worker(self, queue: Iterator[list[Item]], progress: Progress) -> None:
+        for group in queue:
+            for item in group:
+                self.summary.messages += 1
+                if isinstance(item, RecordError):
+                    self._fail(progress, item.reason, str(item))
+                    progress.advance(failed=True)
+                    continue
+                failed = False
+                for request in item:
+                    try:
+                        response = await self._add(request)
+                    except MessageLogError as exc:
+                        failed = True
+                        reason = exc.reason or exc.code.name
+                        self._fail(progress, reason, f"message {request.message.id}: {exc}")
+                    else:
+                        self.summary.outcomes[_OUTCOMES[response.outcome]] += 1
+                progress.advance(failed=failed)
 
     async def _add(self, request: service_pb.AddMessageLogRequest) -> service_pb.AddMessageLogResponse:
         for attempt in range(EXTRA_ATTEMPTS + 1):
