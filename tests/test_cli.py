@@ -191,12 +191,20 @@ async def test_health_prints_serving_and_exits_zero_only_then(pipedrive: Harness
     assert (stopping.code, stopping.out) == (1, "NOT_SERVING\n")
 
 
-async def test_health_of_a_server_that_is_not_there_is_one_line(tmp_path: Path) -> None:
-    result = await messagelog("health", "--target", "127.0.0.1:1", "--timeout", "1")
+async def test_a_server_that_is_not_there_is_one_line_and_stops_a_backfill_before_it_starts(
+    tmp_path: Path,
+) -> None:
+    flags, _ = export(tmp_path, count=50, conversations=2)
 
-    assert result.code == 1
-    assert result.err.startswith("messagelog: ")
-    assert len(result.err.splitlines()) == 1
+    health = await messagelog("health", "--target", "127.0.0.1:1", "--timeout", "1")
+    backfill = await messagelog("backfill", "--target", "127.0.0.1:1", "--timeout", "1", *flags)
+
+    for result in (health, backfill):
+        assert result.code == 1
+        assert result.err.startswith("messagelog: DEADLINE_EXCEEDED")
+        assert result.err.endswith("(no answer from the service at 127.0.0.1:1)\n")
+        assert len(result.err.splitlines()) == 1
+    assert backfill.out == ""
 
 
 class Terminal(io.StringIO):

@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import grpc
 from google.protobuf import json_format
 
 from messagelog.backfill import Backfill, Context, Progress, Summary
@@ -234,6 +235,8 @@ async def _run_backfill(
     args: argparse.Namespace, context: Context, auth: str, lines: list[str], progress: Progress
 ) -> Summary:
     async with MessageLogClient(args.target, timeout=args.timeout) as client:
+        # Without this, a wrong --target would surface as one retried failure per message.
+        await client.health(timeout=min(args.timeout, 10))
         return await Backfill(client, context, auth, concurrency=args.concurrency).run(lines, progress)
 
 
@@ -254,7 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return command(args)
     except MessageLogError as exc:
-        print(f"messagelog: {exc}", file=sys.stderr)
+        # A status without ErrorInfo came from gRPC itself, not the service: usually a wrong target.
+        unreached = not exc.reason and exc.code in (
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+        )
+        hint = f" (no answer from the service at {args.target})" if unreached else ""
+        print(f"messagelog: {exc}{hint}", file=sys.stderr)
         return 1
     except UsageError as exc:
         print(f"messagelog: {exc}", file=sys.stderr)
