@@ -172,6 +172,11 @@ def _error_metadata(exc: MessageLogError, crm: str) -> tuple[tuple[str, str | by
         retry.retry_delay.FromNanoseconds(int(exc.retry_after * 1e9))
         status.details.add().Pack(retry)
     trailing: tuple[tuple[str, str | bytes], ...] = rpc_status.to_status(status).trailing_metadata
+    if isinstance(exc, CrmRateLimited):
+        # A rate limit that reaches the caller outlasted the waits the service makes itself:
+        # tell gRPC's automatic retries not to repeat the call blindly (A6 pushback); the
+        # caller's code decides, with RetryInfo saying when.
+        trailing += (("grpc-retry-pushback-ms", "-1"),)
     return trailing
 
 

@@ -96,7 +96,10 @@ class StatusDetails:
         self.error_info: error_details_pb2.ErrorInfo | None = None
         self.bad_request: error_details_pb2.BadRequest | None = None
         self.retry_info: error_details_pb2.RetryInfo | None = None
+        self.pushback_ms: str | None = None
         for key, value in error.trailing_metadata() or ():
+            if key == "grpc-retry-pushback-ms":
+                self.pushback_ms = value
             if key == "grpc-status-details-bin":
                 status = status_pb2.Status.FromString(value)
                 assert status.code == self.code.value[0]

@@ -88,6 +88,7 @@ async def test_a_long_retry_after_goes_back_to_the_caller_at_once(pipedrive: Har
     assert status.reason == "CRM_RATE_LIMITED"
     assert status.retry_info is not None
     assert status.retry_info.retry_delay.seconds == 30
+    assert status.pushback_ms == "-1"
 
 
 async def test_retries_stop_before_the_callers_deadline(pipedrive: Harness) -> None:
