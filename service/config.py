@@ -49,6 +49,9 @@ class Settings:
     max_call_seconds: float = 30.0
     # A digest lease outlives a crashed holder by at most this long.
     digest_lease_seconds: float = 15.0
+    # After a create that got no answer, how long before the record is looked for and, if absent,
+    # created again: a slow CRM may still finish the first create within this time.
+    create_settle_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
     log_level: str = "info"
     log_format: str = "auto"
@@ -67,6 +70,7 @@ class Settings:
             ),
             max_call_seconds=_float(env, "MESSAGELOG_MAX_CALL_SECONDS", cls.max_call_seconds),
             digest_lease_seconds=_float(env, "MESSAGELOG_DIGEST_LEASE_SECONDS", cls.digest_lease_seconds),
+            create_settle_seconds=_float(env, "MESSAGELOG_CREATE_SETTLE_SECONDS", cls.create_settle_seconds),
             shutdown_grace_seconds=_float(
                 env, "MESSAGELOG_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),

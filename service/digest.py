@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 import structlog
 
 from service.adapters.base import CrmCall, HttpCrmAdapter
-from service.errors import CrmRecordNotFound, DigestBusy
+from service.errors import CrmError, CrmRecordNotFound, DigestBusy, WriteUnsettled
 from service.model import LogRequest, Outcome
 from service.render import DigestView, RenderedRecord, ref_marker, render
 from service.store import ClaimedMessage, MessageState, Store, StoredDigest
@@ -46,9 +46,10 @@ class LogResult:
 
 
 class DigestLogger:
-    def __init__(self, store: Store, *, lease_seconds: float) -> None:
+    def __init__(self, store: Store, *, lease_seconds: float, create_settle_seconds: float) -> None:
         self._store = store
         self._lease_ms = int(lease_seconds * 1000)
+        self._settle_seconds = create_settle_seconds
         self._local_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self._background: set[asyncio.Task[LogResult]] = set()
 
@@ -140,11 +141,34 @@ class DigestLogger:
             finally:
                 lock.release()
 
+    async def _write_record(
+        self,
+        request: LogRequest,
+        adapter: HttpCrmAdapter,
+        call: CrmCall,
+        record: RenderedRecord,
+        digest: StoredDigest,
+    ) -> tuple[str, str]:
+        """Writes the whole record to the CRM; returns its id and "create" or "append"."""
+        if digest.crm_log_id is None:
+            return await self._create(adapter, call, record, digest), "create"
+        try:
+            await adapter.update(call, digest.crm_log_id, record)
+        except CrmRecordNotFound:
+            if request.log_id:
+                raise
+            # Someone deleted the day's record in the CRM: start a new one holding the whole day.
+            log.info("digest_record_gone", digest_id=digest.id, crm=request.crm)
+            return await self._create(adapter, call, record, digest), "create"
+        return digest.crm_log_id, "append"
+
     async def _create(
         self, adapter: HttpCrmAdapter, call: CrmCall, record: RenderedRecord, digest: StoredDigest
     ) -> str:
         """Creates the digest's record, unless an earlier create whose result was never recorded
-        made it: then that record is found by its reference and brought up to date instead."""
+        made it: then that record is found by its reference and brought up to date instead.
+        (That earlier create had time to land: it failed without reply, which held writes back
+        until it settled, or its process died, whose lease had to expire first.)"""
         if digest.create_sent_ms is not None:
             since = datetime.fromtimestamp(digest.create_sent_ms / 1000, UTC)
             found = await adapter.find_created(call, ref_marker(digest.ref), since)
@@ -179,18 +203,19 @@ class DigestLogger:
             ref=digest.ref,
         )
         record = render(view, adapter.body_format)
-        if digest.crm_log_id is None:
-            log_id, via = await self._create(adapter, call, record, digest), "create"
-        else:
-            try:
-                await adapter.update(call, digest.crm_log_id, record)
-                log_id, via = digest.crm_log_id, "append"
-            except CrmRecordNotFound:
-                if request.log_id:
-                    raise
-                # Someone deleted the day's record in the CRM: start a new one holding the whole day.
-                log.info("digest_record_gone", digest_id=digest_id, crm=request.crm)
-                log_id, via = await self._create(adapter, call, record, digest), "create"
+        unsettled = (digest.settle_until_ms or 0) / 1000 - time.time()
+        if unsettled > 0:
+            raise WriteUnsettled(
+                "the CRM may still apply an earlier write to this record; retry shortly",
+                retry_after=unsettled,
+            )
+        try:
+            log_id, via = await self._write_record(request, adapter, call, record, digest)
+        except CrmError as exc:
+            if exc.in_flight:
+                # Unanswered: the CRM may apply it late, after a newer write, and undo that one.
+                await self._store.unsettled_until(digest_id, int((time.time() + self._settle_seconds) * 1000))
+            raise
         await self._store.record_written(digest_id, log_id, digest.pending_ids, via)
         if request.entry.message_id not in digest.pending_ids:
             raise RuntimeError("the message being logged was not pending in its digest")

@@ -8,6 +8,7 @@ MessageLogError                       base: grpc_code, reason, retryable
 ├── CrmNotConfigured                  FAILED_PRECONDITION  CRM_NOT_CONFIGURED
 ├── LogNotFound                       NOT_FOUND            LOG_NOT_FOUND
 ├── DigestBusy                        UNAVAILABLE          DIGEST_BUSY
+├── WriteUnsettled                    UNAVAILABLE          WRITE_UNSETTLED (retry_after)
 ├── StoreUnavailable                  UNAVAILABLE          STORE_UNAVAILABLE
 └── CrmError                          raised by the adapter base from a CRM reply (http_status)
     ├── CrmAuthFailed                 FAILED_PRECONDITION  CRM_AUTH_FAILED
@@ -46,9 +47,11 @@ class MessageLogError(Exception):
     reason: ClassVar[str] = "INTERNAL_ERROR"
     retryable: ClassVar[bool] = False
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # Seconds after which a retry makes sense, reported as google.rpc.RetryInfo.
+        self.retry_after = retry_after
 
 
 class InvalidRequest(MessageLogError):
@@ -96,6 +99,14 @@ class DigestBusy(MessageLogError):
     retryable = True
 
 
+class WriteUnsettled(MessageLogError):
+    """A write to this digest's record got no answer a moment ago; the CRM may still apply it."""
+
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    reason = "WRITE_UNSETTLED"
+    retryable = True
+
+
 class StoreUnavailable(MessageLogError):
     grpc_code = grpc.StatusCode.UNAVAILABLE
     reason = "STORE_UNAVAILABLE"
@@ -106,14 +117,24 @@ class CrmError(MessageLogError):
     """An error the CRM reported, or a failure to reach it; http_status is 0 when no reply came.
 
     maybe_applied: the request may have taken effect in the CRM (it was sent and no clear answer
-    came back). ambiguous: set by the adapter base when such a request was not one that is safe
-    to repeat, so whoever sent it must find out what happened before writing again.
+    came back). in_flight: no reply came at all (a timeout, a dropped connection), so the CRM may
+    still apply the request later, after newer writes. ambiguous: set by the adapter base when a
+    maybe-applied request was not one that is safe to repeat.
     """
 
-    def __init__(self, message: str, *, http_status: int = 0, maybe_applied: bool | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int = 0,
+        maybe_applied: bool | None = None,
+        in_flight: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
         self.http_status = http_status
         self.maybe_applied = self.retryable if maybe_applied is None else maybe_applied
+        self.in_flight = in_flight
         self.ambiguous = False
 
 
@@ -140,8 +161,9 @@ class CrmRateLimited(CrmError):
     def __init__(
         self, message: str, *, http_status: int, retry_after: float | None, maybe_applied: bool = False
     ) -> None:
-        super().__init__(message, http_status=http_status, maybe_applied=maybe_applied)
-        self.retry_after = retry_after
+        super().__init__(
+            message, http_status=http_status, maybe_applied=maybe_applied, retry_after=retry_after
+        )
 
 
 class CrmUnavailable(CrmError):

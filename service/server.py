@@ -121,7 +121,11 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             registry.check_settings()
         except SettingsError as exc:
             raise StartupError(str(exc)) from None
-        digests = DigestLogger(store, lease_seconds=settings.digest_lease_seconds)
+        digests = DigestLogger(
+            store,
+            lease_seconds=settings.digest_lease_seconds,
+            create_settle_seconds=settings.create_settle_seconds,
+        )
         server = grpc.aio.server(
             interceptors=[RequestContextInterceptor()],
             # No SO_REUSEPORT: a second instance on a taken port must fail, not silently share it.

@@ -167,7 +167,7 @@ def _error_metadata(exc: MessageLogError, crm: str) -> tuple[tuple[str, str | by
             ]
         )
         status.details.add().Pack(bad_request)
-    if isinstance(exc, CrmRateLimited) and exc.retry_after is not None:
+    if exc.retry_after is not None:
         retry = error_details_pb2.RetryInfo()
         retry.retry_delay.FromNanoseconds(int(exc.retry_after * 1e9))
         status.details.add().Pack(retry)
@@ -177,6 +177,8 @@ def _error_metadata(exc: MessageLogError, crm: str) -> tuple[tuple[str, str | by
         # tell gRPC's automatic retries not to repeat the call blindly (A6 pushback); the
         # caller's code decides, with RetryInfo saying when.
         trailing += (("grpc-retry-pushback-ms", "-1"),)
+    elif exc.retryable and exc.retry_after is not None:
+        trailing += (("grpc-retry-pushback-ms", str(int(exc.retry_after * 1000))),)
     return trailing
 
 

@@ -17,11 +17,17 @@ from tests.fakes.pipedrive import FakePipedrive
 from tests.helpers import add_request, sms
 
 CREATE = r"^/api/v2/activities$"
+SETTLE = 1.2
 
 
 @pytest.fixture
 async def pipedrive(make_harness: Callable[..., Any]) -> AsyncIterator[Harness]:
-    async with make_harness(FakePipedrive(), "Bearer pd-token", MESSAGELOG_CRM_TIMEOUT="0.5") as harness:
+    async with make_harness(
+        FakePipedrive(),
+        "Bearer pd-token",
+        MESSAGELOG_CRM_TIMEOUT="0.5",
+        MESSAGELOG_CREATE_SETTLE_SECONDS=str(SETTLE),
+    ) as harness:
         yield harness
 
 
@@ -48,6 +54,7 @@ async def test_a_create_that_happened_but_whose_reply_was_lost_is_found_not_repe
     assert status.code == grpc.StatusCode.UNAVAILABLE
     await asyncio.sleep(lost_reply.delay)  # a slow CRM finishes the create after we stopped waiting
     assert len(fake(pipedrive).activities) == 1
+    await asyncio.sleep(SETTLE)
 
     with capture_logs() as logs:
         retry = await pipedrive.add(add_request("pipedrive", sms("m1", text="first words")))
@@ -67,6 +74,7 @@ async def test_a_create_that_never_happened_is_made_on_the_retry(pipedrive: Harn
 
     await pipedrive.add_error(add_request("pipedrive", sms("m1")))
     assert fake(pipedrive).activities == {}
+    await asyncio.sleep(SETTLE)
 
     with capture_logs() as logs:
         retry = await pipedrive.add(add_request("pipedrive", sms("m1")))
@@ -81,3 +89,16 @@ async def test_a_clean_create_needs_no_lookup(pipedrive: Harness) -> None:
     await pipedrive.add(add_request("pipedrive", sms("m2", "2026-11-20T16:00:00Z")))
 
     assert fake(pipedrive).calls("GET", CREATE) == []
+
+
+async def test_until_a_lost_create_has_settled_callers_are_told_when_to_retry(pipedrive: Harness) -> None:
+    fake(pipedrive).inject(Fault(drop_connection=True, method="POST", path_pattern=CREATE))
+    await pipedrive.add_error(add_request("pipedrive", sms("m1")))
+
+    status = await pipedrive.add_error(add_request("pipedrive", sms("m1")))
+
+    assert status.code == grpc.StatusCode.UNAVAILABLE
+    assert status.reason == "WRITE_UNSETTLED"
+    assert status.retry_info is not None
+    assert 0 < status.retry_info.retry_delay.ToTimedelta().total_seconds() <= SETTLE
+    assert len(fake(pipedrive).calls("POST", CREATE)) == 1

@@ -259,8 +259,9 @@ class HttpCrmAdapter(ABC):
         """Sends a request to the CRM and returns its successful reply, headers included.
 
         Failures that leave the CRM unchanged (429, refused connections) are retried for any
-        request; failures that might have changed it (5xx, timeouts, dropped connections) only
-        for repeatable ones, that is every method but POST unless the adapter says otherwise.
+        request; a 5xx reply only for repeatable requests (every method but POST unless the
+        adapter says otherwise); no reply at all (a timeout, a dropped connection) only for reads,
+        because an unanswered write may still be applied after a newer one.
         Retries back off exponentially with jitter and stop where the caller's deadline would
         be missed. A failure after which a non-repeatable request may have taken effect is
         raised with `ambiguous` set.
@@ -272,7 +273,7 @@ class HttpCrmAdapter(ABC):
             try:
                 return await self._send(call, method, path, operation, json, params)
             except CrmError as exc:
-                delay = self._retry_delay(exc, attempt, repeatable, call)
+                delay = self._retry_delay(exc, attempt, repeatable, method in ("GET", "HEAD"), call)
                 if delay is None:
                     exc.ambiguous = exc.maybe_applied and not repeatable
                     raise
@@ -285,7 +286,9 @@ class HttpCrmAdapter(ABC):
             )
             await asyncio.sleep(delay)
 
-    def _retry_delay(self, exc: CrmError, attempt: int, repeatable: bool, call: CrmCall) -> float | None:
+    def _retry_delay(
+        self, exc: CrmError, attempt: int, repeatable: bool, read_only: bool, call: CrmCall
+    ) -> float | None:
         """How long to wait before trying again, or None to give up now."""
         policy = self.settings.retry
         if attempt >= policy.max_attempts or not exc.retryable:
@@ -295,6 +298,10 @@ class HttpCrmAdapter(ABC):
             if delay > policy.max_rate_limit_wait_seconds:
                 return None
         elif exc.maybe_applied and not repeatable:
+            return None
+        elif exc.in_flight and not read_only:
+            # The unanswered write may still land later; a repeat now could be overtaken by it.
+            # The digest logic waits for it to settle instead.
             return None
         else:
             cap = min(policy.max_delay_seconds, policy.base_delay_seconds * 2 ** (attempt - 1))
@@ -340,10 +347,13 @@ class HttpCrmAdapter(ABC):
                 maybe_applied=False,
             ) from None
         except httpx.TimeoutException:
-            raise CrmTimeout(f"{self.name} did not answer {operation} within {timeout:.1f}s") from None
+            raise CrmTimeout(
+                f"{self.name} did not answer {operation} within {timeout:.1f}s", in_flight=True
+            ) from None
         except httpx.HTTPError as exc:
             raise CrmUnavailable(
-                f"{self.name} dropped the connection during {operation} ({type(exc).__name__})"
+                f"{self.name} dropped the connection during {operation} ({type(exc).__name__})",
+                in_flight=True,
             ) from None
         finally:
             if stats is not None:

@@ -31,6 +31,9 @@ digests = sa.Table(
     # Set when a create is sent and cleared when its result is recorded: a create that was sent
     # and never recorded (a timeout, a crash) may have made a record the next writer must look for.
     sa.Column("create_sent_ms", sa.BigInteger()),
+    # A write that got no reply may still be applied until then (epoch ms): nobody writes before it,
+    # or the late write could overwrite a newer one.
+    sa.Column("settle_until_ms", sa.BigInteger()),
     # The lease serializes writes to one record across processes; expiry is epoch milliseconds.
     sa.Column("lease_owner", sa.String(64)),
     sa.Column("lease_expires_ms", sa.BigInteger()),

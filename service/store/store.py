@@ -62,6 +62,8 @@ class StoredDigest:
     ref: str
     # When a create was sent whose result was never recorded (epoch ms), else None.
     create_sent_ms: int | None
+    # No write before this (epoch ms): an unanswered write may still land until then.
+    settle_until_ms: int | None
     entries: list[Entry]
     pending_ids: list[str]
 
@@ -290,9 +292,12 @@ class Store:
         async with self._engine.connect() as conn:
             digest = (
                 await conn.execute(
-                    sa.select(digests.c.crm_log_id, digests.c.ref, digests.c.create_sent_ms).where(
-                        digests.c.id == digest_id
-                    )
+                    sa.select(
+                        digests.c.crm_log_id,
+                        digests.c.ref,
+                        digests.c.create_sent_ms,
+                        digests.c.settle_until_ms,
+                    ).where(digests.c.id == digest_id)
                 )
             ).one()
             rows = (
@@ -307,6 +312,7 @@ class Store:
             crm_log_id=digest.crm_log_id,
             ref=digest.ref,
             create_sent_ms=digest.create_sent_ms,
+            settle_until_ms=digest.settle_until_ms,
             entries=[Entry.from_json(row.entry) for row in rows],
             pending_ids=[row.message_id for row in rows if row.state == MessageState.PENDING],
         )
@@ -319,6 +325,14 @@ class Store:
                 sa.update(digests)
                 .where(digests.c.id == digest_id, digests.c.create_sent_ms.is_(None))
                 .values(create_sent_ms=_now_ms())
+            )
+
+    @_guard
+    async def unsettled_until(self, digest_id: int, until_ms: int) -> None:
+        """Holds back writes to this digest until until_ms: an unanswered write may land until then."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                sa.update(digests).where(digests.c.id == digest_id).values(settle_until_ms=until_ms)
             )
 
     @_guard

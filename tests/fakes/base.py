@@ -52,6 +52,11 @@ class Fault:
     # Apply the fault after the normal handler ran (the write happened, the answer is lost).
     after_effect: bool = False
 
+    @property
+    def delay_only(self) -> bool:
+        """A slow reply that is otherwise the normal one."""
+        return self.status == 0 and not self.malformed and not self.drop_connection
+
     def matches(self, request: FakeRequest) -> bool:
         if self.method and self.method != request.method:
             return False
@@ -69,6 +74,8 @@ class FakeCrm:
     def __init__(self) -> None:
         self.requests: list[FakeRequest] = []
         self.faults: list[Fault] = []
+        # Draws a fault (or None) for every request no queued fault matched: random failure injection.
+        self.chaos: Callable[[FakeRequest], Fault | None] | None = None
         self.reply_delay = 0.0
         self._routes: list[Route] = []
 
@@ -118,9 +125,14 @@ class FakeCrm:
         fault = next((f for f in self.faults if f.matches(request)), None)
         if fault is not None:
             self.faults.remove(fault)
+        elif self.chaos is not None:
+            fault = self.chaos(request)
+        if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
-            if not fault.after_effect:
+            if fault.delay_only:
+                fault = None
+            elif not fault.after_effect:
                 return fault
         refusal = self.authorize(request)
         if refusal is not None:

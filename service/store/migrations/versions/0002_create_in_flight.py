@@ -1,4 +1,4 @@
-"""A reference per digest, written into its CRM record, and the time a create was sent.
+"""A reference per digest written into its CRM record, the time a create was sent, and a settle time.
 
 Revision ID: 0002
 Revises: 0001
@@ -17,9 +17,11 @@ def upgrade() -> None:
     with op.batch_alter_table("digests") as batch:
         batch.add_column(sa.Column("ref", sa.String(16), nullable=False, server_default=""))
         batch.add_column(sa.Column("create_sent_ms", sa.BigInteger()))
+        batch.add_column(sa.Column("settle_until_ms", sa.BigInteger()))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("digests") as batch:
+        batch.drop_column("settle_until_ms")
         batch.drop_column("create_sent_ms")
         batch.drop_column("ref")
