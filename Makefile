@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test proto lint typecheck check pytest clean lock
+.PHONY: run test proto lint typecheck check pytest clean lock audit
 
 $(STAMP): pyproject.toml clients/pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Needs the network to the vulnerability database; deliberately not part of `make test`.
+audit: $(STAMP)
+	BIN=$(BIN) scripts/audit.sh
 
 # Rewrites requirements.lock from what the current .venv resolved; run after changing a pin.
 lock: $(STAMP)
