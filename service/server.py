@@ -203,6 +203,11 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
 async def serve(settings: Settings) -> None:
     """Runs until SIGTERM or SIGINT, then lets in-flight calls finish."""
     async with running(settings) as service:
+        # Handlers first: whoever reads the startup lines may signal as soon as they appear.
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
         log.info(
             "server_started",
             address=_address(settings.host, service.port),
@@ -216,10 +221,6 @@ async def serve(settings: Settings) -> None:
                 caller_auth=settings.authenticates_callers,
                 detail="any process that reaches this port can call it; see the README's security section",
             )
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
         await stopping.wait()
         log.info("server_stopping", grace_seconds=settings.shutdown_grace_seconds)
     log.info("server_stopped")

@@ -18,7 +18,7 @@ from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
 
 from service.adapters.base import CrmCallStats, crm_call_stats
 from service.adapters.registry import NAMES, AdapterRegistry
-from service.caller import current_caller
+from service.caller import Caller, current_caller
 from service.config import Settings
 from service.digest import DigestLogger, LogResult
 from service.errors import (
@@ -100,8 +100,11 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
             "message_id": request.message.id[:64],
             "contact_phone": phone_for_log(request.contact.phone_number, self._settings.log_phone_numbers),
         }
+        caller = current_caller.get()
+        if caller is not None:
+            fields["caller"] = caller.name
         try:
-            _check_caller_may_use(request.crm.strip().lower())
+            _check_caller_may_use(caller, request.crm.strip().lower())
             parsed = parse_request(request, authorization=_authorization(context), known_crms=NAMES)
             adapter = self._registry.get(parsed.crm)
             budget = self._settings.max_call_seconds
@@ -141,8 +144,7 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
             )
 
 
-def _check_caller_may_use(crm: str) -> None:
-    caller = current_caller.get()
+def _check_caller_may_use(caller: Caller | None, crm: str) -> None:
     if caller is not None and not caller.may_use(crm):
         raise CallerNotAllowed(f"caller {caller.name!r} may not log into {crm[:32]!r}")
 
