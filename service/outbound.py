@@ -112,7 +112,9 @@ class _CappedStream(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         received = 0
-        chunks = self._response.aiter_raw().__aiter__()
+        stream = self._response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)  # what an async transport returns
+        chunks = stream.__aiter__()
         while True:
             remaining = None if self._deadline is None else self._deadline - time.monotonic()
             try:
