@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test proto lint typecheck check pytest clean lock backfill-demo
+.PHONY: run test proto lint typecheck check pytest clean lock backfill-demo audit
 
 $(STAMP): pyproject.toml clients/pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: lint typecheck pytest
 # 5,000 made-up messages through the real service into a fake Pipedrive (scripts/backfill_demo.py).
 backfill-demo: $(STAMP)
 	PYTHONPATH=. $(BIN)/python scripts/backfill_demo.py
+
+# Needs the network to the vulnerability database; deliberately not part of `make test`.
+audit: $(STAMP)
+	BIN=$(BIN) scripts/audit.sh
 
 # Rewrites requirements.lock from what the current .venv resolved; run after changing a pin.
 lock: $(STAMP)

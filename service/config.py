@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,16 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     log_level: str = "info"
     log_format: str = "auto"
+    # Caller authentication and transport security; see the README's security section.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    auth_tokens_file: str = ""
+    allow_insecure_bind: bool = False
+    # Caller name -> the CRMs it may log into; callers not named may use every CRM.
+    caller_crms: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    max_concurrent_calls_per_caller: int = 64
+    log_phone_numbers: str = "masked"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -76,6 +87,20 @@ class Settings:
             ),
             log_level=env.get("MESSAGELOG_LOG_LEVEL", cls.log_level).lower(),
             log_format=env.get("MESSAGELOG_LOG_FORMAT", cls.log_format).lower(),
+            tls_cert_file=env.get("MESSAGELOG_TLS_CERT_FILE", ""),
+            tls_key_file=env.get("MESSAGELOG_TLS_KEY_FILE", ""),
+            tls_client_ca_file=env.get("MESSAGELOG_TLS_CLIENT_CA_FILE", ""),
+            auth_tokens_file=env.get("MESSAGELOG_AUTH_TOKENS_FILE", ""),
+            allow_insecure_bind=_bool(env, "MESSAGELOG_ALLOW_INSECURE_BIND"),
+            caller_crms=_caller_crms(env.get("MESSAGELOG_CALLER_CRMS", "")),
+            max_concurrent_calls_per_caller=_int(
+                env,
+                "MESSAGELOG_MAX_CONCURRENT_CALLS_PER_CALLER",
+                cls.max_concurrent_calls_per_caller,
+                minimum=1,
+                maximum=100_000,
+            ),
+            log_phone_numbers=env.get("MESSAGELOG_LOG_PHONE_NUMBERS", cls.log_phone_numbers).lower(),
             environ=env,
         )
         if settings.log_level not in {"debug", "info", "warning", "error"}:
@@ -86,7 +111,34 @@ class Settings:
             raise SettingsError(
                 f"MESSAGELOG_LOG_FORMAT must be auto, json or console, not {settings.log_format!r}"
             )
+        if settings.log_phone_numbers not in {"masked", "full"}:
+            raise SettingsError(
+                f"MESSAGELOG_LOG_PHONE_NUMBERS must be masked or full, not {settings.log_phone_numbers!r}"
+            )
+        settings._check_security()
         return settings
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file)
+
+    @property
+    def authenticates_callers(self) -> bool:
+        return bool(self.tls_client_ca_file or self.auth_tokens_file)
+
+    def _check_security(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise SettingsError("MESSAGELOG_TLS_CERT_FILE and MESSAGELOG_TLS_KEY_FILE go together")
+        if self.tls_client_ca_file and not self.tls:
+            raise SettingsError("MESSAGELOG_TLS_CLIENT_CA_FILE needs MESSAGELOG_TLS_CERT_FILE and _KEY_FILE")
+        # Two sources of identity would leave open which one a caller is known by.
+        if self.tls_client_ca_file and self.auth_tokens_file:
+            raise SettingsError("set MESSAGELOG_TLS_CLIENT_CA_FILE or MESSAGELOG_AUTH_TOKENS_FILE, not both")
+        if self.caller_crms and not self.authenticates_callers:
+            raise SettingsError(
+                "MESSAGELOG_CALLER_CRMS needs caller authentication"
+                " (MESSAGELOG_TLS_CLIENT_CA_FILE or MESSAGELOG_AUTH_TOKENS_FILE)"
+            )
 
     def crm(self, name: str) -> CrmSettings:
         prefix = f"MESSAGELOG_CRM_{name.upper()}_"
@@ -117,6 +169,30 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maxim
     if not minimum <= value <= maximum:
         raise SettingsError(f"{name} must be between {minimum} and {maximum}, not {value}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def _caller_crms(raw: str) -> dict[str, frozenset[str]]:
+    name = "MESSAGELOG_CALLER_CRMS"
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise SettingsError(f'{name} must be JSON such as {{"billing": ["pipedrive", "clio"]}}') from None
+    if not isinstance(value, dict) or not all(
+        isinstance(crms, list) and all(isinstance(c, str) for c in crms) for crms in value.values()
+    ):
+        raise SettingsError(f"{name} must map each caller name to a list of CRM names")
+    return {caller: frozenset(c.lower() for c in crms) for caller, crms in value.items()}
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

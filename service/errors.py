@@ -5,6 +5,9 @@ MessageLogError                       base: grpc_code, reason, retryable
 │   ├── UnknownCrm                    INVALID_ARGUMENT     UNKNOWN_CRM
 │   └── HostNotAllowed                INVALID_ARGUMENT     CRM_HOST_NOT_ALLOWED
 ├── CredentialsMissing                UNAUTHENTICATED      CRM_CREDENTIALS_MISSING
+├── CallerUnauthenticated             UNAUTHENTICATED      CALLER_UNAUTHENTICATED
+├── CallerNotAllowed                  PERMISSION_DENIED    CALLER_NOT_ALLOWED
+├── CallerOverloaded                  RESOURCE_EXHAUSTED   CALLER_CONCURRENCY_LIMIT
 ├── CrmNotConfigured                  FAILED_PRECONDITION  CRM_NOT_CONFIGURED
 ├── LogNotFound                       NOT_FOUND            LOG_NOT_FOUND
 ├── DigestBusy                        UNAVAILABLE          DIGEST_BUSY
@@ -81,6 +84,24 @@ class HostNotAllowed(InvalidRequest):
 class CredentialsMissing(MessageLogError):
     grpc_code = grpc.StatusCode.UNAUTHENTICATED
     reason = "CRM_CREDENTIALS_MISSING"
+
+
+class CallerUnauthenticated(MessageLogError):
+    """The calling service proved no identity (no valid client certificate or bearer token)."""
+
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "CALLER_UNAUTHENTICATED"
+
+
+class CallerNotAllowed(MessageLogError):
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "CALLER_NOT_ALLOWED"
+
+
+class CallerOverloaded(MessageLogError):
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "CALLER_CONCURRENCY_LIMIT"
+    retryable = True
 
 
 class CrmNotConfigured(MessageLogError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 import secrets
 import signal
@@ -21,10 +22,12 @@ from messagelog.v1 import message_log_service_pb2 as service_pb
 from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
 from sqlalchemy.engine import make_url
 
-from service.adapters.registry import AdapterRegistry
+from service.adapters.registry import NAMES, AdapterRegistry
+from service.auth import AuthInterceptor, Tokens, load_tokens, server_credentials
 from service.config import Settings, SettingsError
 from service.digest import DigestLogger
 from service.errors import StoreUnavailable
+from service.outbound import http_client, origin
 from service.servicer import MessageLogServicer
 from service.store import Store, open_store
 
@@ -80,7 +83,34 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
-def _bind(server: grpc.aio.Server, host: str, port: int) -> int:
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _security(settings: Settings) -> tuple[grpc.ServerCredentials | None, Tokens]:
+    """The port's credentials and the token table; refuses an exposed port nobody could trust."""
+    try:
+        credentials = server_credentials(settings)
+        tokens = load_tokens(settings.auth_tokens_file) if settings.auth_tokens_file else ()
+    except SettingsError as exc:
+        raise StartupError(str(exc)) from None
+    exposed = not _is_loopback(settings.host)
+    if exposed and not (settings.tls and settings.authenticates_callers) and not settings.allow_insecure_bind:
+        raise StartupError(
+            f"refusing to listen on {_address(settings.host, settings.port)} without TLS and caller"
+            " authentication; configure them (see the README's security section) or set"
+            " MESSAGELOG_ALLOW_INSECURE_BIND=true"
+        )
+    return credentials, tokens
+
+
+def _bind(server: grpc.aio.Server, host: str, port: int, credentials: grpc.ServerCredentials | None) -> int:
     """Binds the port, or returns 0; a taken port is found first with a plain socket, so the
     operator sees our one line rather than gRPC's own error output."""
     if port:
@@ -92,10 +122,21 @@ def _bind(server: grpc.aio.Server, host: str, port: int) -> int:
         except OSError:
             return 0
     try:
-        bound: int = server.add_insecure_port(_address(host, port))
+        address = _address(host, port)
+        bound: int = (
+            server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+        )
     except RuntimeError:
         return 0
     return bound
+
+
+def _override_origins(settings: Settings) -> list[tuple[str, str, int]]:
+    """Where configured base URL overrides point: trusted as configured, private addresses included.
+
+    Reads every CRM's settings, so a bad one stops startup before anything serves."""
+    urls = (settings.crm(name).base_url for name in NAMES)
+    return [origin(httpx.URL(url)) for url in urls if url]
 
 
 async def _open_store(settings: Settings) -> Store:
@@ -113,21 +154,22 @@ async def _open_store(settings: Settings) -> Store:
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[RunningServer]:
     """Starts the whole service; on exit stops it gracefully and closes the store and HTTP pool."""
+    credentials, tokens = _security(settings)
+    try:
+        trusted = _override_origins(settings)
+    except SettingsError as exc:
+        raise StartupError(str(exc)) from None
     store = await _open_store(settings)
-    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+    http = http_client(trusted)
     try:
         registry = AdapterRegistry(settings, http)
-        try:
-            registry.check_settings()
-        except SettingsError as exc:
-            raise StartupError(str(exc)) from None
         digests = DigestLogger(
             store,
             lease_seconds=settings.digest_lease_seconds,
             create_settle_seconds=settings.create_settle_seconds,
         )
         server = grpc.aio.server(
-            interceptors=[RequestContextInterceptor()],
+            interceptors=[RequestContextInterceptor(), AuthInterceptor(settings, tokens)],
             # No SO_REUSEPORT: a second instance on a taken port must fail, not silently share it.
             options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES), ("grpc.so_reuseport", 0)],
         )
@@ -145,7 +187,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             server,
         )
         address = _address(settings.host, settings.port)
-        port = _bind(server, settings.host, settings.port)
+        port = _bind(server, settings.host, settings.port, credentials)
         if port == 0:
             raise StartupError(f"cannot listen on {address}: the address is in use or not available")
         await server.start()
@@ -165,18 +207,24 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
 async def serve(settings: Settings) -> None:
     """Runs until SIGTERM or SIGINT, then lets in-flight calls finish."""
     async with running(settings) as service:
+        # Handlers first: whoever reads the startup lines may signal as soon as they appear.
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
         log.info(
             "server_started",
             address=_address(settings.host, service.port),
             port=service.port,
             store=service.store.dialect,
         )
-        if settings.host not in ("127.0.0.1", "localhost", "::1"):
-            log.warning("plaintext_listener", detail="the port has no TLS and no caller authentication")
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
+        if not (settings.tls and settings.authenticates_callers):
+            log.warning(
+                "insecure_listener",
+                tls=settings.tls,
+                caller_auth=settings.authenticates_callers,
+                detail="any process that reaches this port can call it; see the README's security section",
+            )
         await stopping.wait()
         log.info("server_stopping", grace_seconds=settings.shutdown_grace_seconds)
     log.info("server_stopped")

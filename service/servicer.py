@@ -18,10 +18,19 @@ from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
 
 from service.adapters.base import CrmCallStats, crm_call_stats
 from service.adapters.registry import NAMES, AdapterRegistry
+from service.caller import Caller, current_caller
 from service.config import Settings
 from service.digest import DigestLogger, LogResult
-from service.errors import CredentialsMissing, CrmError, CrmRateLimited, InvalidRequest, MessageLogError
+from service.errors import (
+    CallerNotAllowed,
+    CredentialsMissing,
+    CrmError,
+    CrmRateLimited,
+    InvalidRequest,
+    MessageLogError,
+)
 from service.model import LogRequest, Outcome
+from service.privacy import phone_for_log
 from service.validation import Request, parse_request
 
 log = structlog.get_logger("messagelog.rpc")
@@ -89,8 +98,13 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
             "method": method,
             "crm": request.crm[:32],
             "message_id": request.message.id[:64],
+            "contact_phone": phone_for_log(request.contact.phone_number, self._settings.log_phone_numbers),
         }
+        caller = current_caller.get()
+        if caller is not None:
+            fields["caller"] = caller.name
         try:
+            _check_caller_may_use(caller, request.crm.strip().lower())
             parsed = parse_request(request, authorization=_authorization(context), known_crms=NAMES)
             adapter = self._registry.get(parsed.crm)
             budget = self._settings.max_call_seconds
@@ -102,7 +116,7 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
             return await build(result, parsed)
         except MessageLogError as exc:
             fields.update(status=exc.grpc_code.name, reason=exc.reason)
-            await context.abort(exc.grpc_code, exc.message, _error_metadata(exc, request.crm))
+            await context.abort(exc.grpc_code, exc.message, error_metadata(exc, request.crm))
             raise AssertionError("abort returned") from exc  # pragma: no cover
         except Exception as exc:
             # A defect, not a caller's error: log where it happened, never the exception's text,
@@ -115,7 +129,7 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
             )
             internal = MessageLogError("internal error; the message was not logged")
             await context.abort(
-                grpc.StatusCode.INTERNAL, internal.message, _error_metadata(internal, request.crm)
+                grpc.StatusCode.INTERNAL, internal.message, error_metadata(internal, request.crm)
             )
             raise AssertionError("abort returned") from exc  # pragma: no cover
         finally:
@@ -128,6 +142,11 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
                 crm_http_status=stats.last_http_status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )
+
+
+def _check_caller_may_use(caller: Caller | None, crm: str) -> None:
+    if caller is not None and not caller.may_use(crm):
+        raise CallerNotAllowed(f"caller {caller.name!r} may not log into {crm[:32]!r}")
 
 
 def _authorization(context: grpc.aio.ServicerContext) -> str:
@@ -151,7 +170,7 @@ def _return_message(outcome: Outcome) -> pb.ReturnMessage:
     )
 
 
-def _error_metadata(exc: MessageLogError, crm: str) -> tuple[tuple[str, str | bytes], ...]:
+def error_metadata(exc: MessageLogError, crm: str) -> tuple[tuple[str, str | bytes], ...]:
     info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN)
     if crm:
         info.metadata["crm"] = crm[:32]

@@ -29,9 +29,11 @@ class Harness:
     fake: FakeCrm
     server: RunningServer
     auth: str
+    # Sent with every call besides crm-authorization (a caller's bearer token, for instance).
+    extra_metadata: tuple[tuple[str, str], ...] = ()
 
     def metadata(self, auth: str | None = None) -> tuple[tuple[str, str], ...]:
-        return (("crm-authorization", self.auth if auth is None else auth),)
+        return (("crm-authorization", self.auth if auth is None else auth), *self.extra_metadata)
 
     async def add(
         self, request: service_pb.AddMessageLogRequest, *, auth: str | None = None, timeout: float = 10
@@ -63,15 +65,26 @@ def base_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def dial(port: int, credentials: grpc.ChannelCredentials | None = None) -> grpc.aio.Channel:
+    target = f"127.0.0.1:{port}"
+    if credentials is None:
+        return grpc.aio.insecure_channel(target)
+    return grpc.aio.secure_channel(target, credentials)
+
+
 @asynccontextmanager
-async def harness_for(fake: FakeCrm, auth: str, env: dict[str, str]) -> AsyncIterator[Harness]:
+async def harness_for(
+    fake: FakeCrm,
+    auth: str,
+    env: dict[str, str],
+    credentials: grpc.ChannelCredentials | None = None,
+    extra_metadata: tuple[tuple[str, str], ...] = (),
+) -> AsyncIterator[Harness]:
     async with fake.serve() as base_url:
         settings = Settings.from_env({f"MESSAGELOG_CRM_{fake.name.upper()}_BASE_URL": base_url, **env})
-        async with (
-            running(settings) as server,
-            grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
-        ):
-            yield Harness(service_grpc.MessageLogServiceStub(channel), fake, server, auth)
+        async with running(settings) as server, dial(server.port, credentials) as channel:
+            stub = service_grpc.MessageLogServiceStub(channel)
+            yield Harness(stub, fake, server, auth, extra_metadata)
 
 
 @pytest.fixture
@@ -81,8 +94,15 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def make_harness(env: dict[str, str]) -> Callable[..., Any]:
-    def make(fake: FakeCrm, auth: str, **extra_env: str) -> Any:
-        return harness_for(fake, auth, {**env, **extra_env})
+    def make(
+        fake: FakeCrm,
+        auth: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        extra_metadata: tuple[tuple[str, str], ...] = (),
+        **extra_env: str,
+    ) -> Any:
+        return harness_for(fake, auth, {**env, **extra_env}, credentials, extra_metadata)
 
     return make
 

@@ -36,7 +36,8 @@ _SPREADSHEET_KEY = "spreadsheet_id"
 _SPREADSHEET_FIELD = f"user.platform_additional_info[{_SPREADSHEET_KEY}]"
 _SPREADSHEET_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _METADATA_KEY = "messagelog"
-_FORMULA_STARTS = ("=", "+", "-", "@")
+# Tab and carriage return too: spreadsheet apps skip them and read the formula that follows.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class GoogleSheetsAdapter(HttpCrmAdapter):

@@ -53,8 +53,3 @@ class AdapterRegistry:
             adapter = adapter_class(name)(http=self._http, settings=self._settings.crm(name))
             self._adapters[name] = adapter
         return adapter
-
-    def check_settings(self) -> None:
-        """Reads every adapter's settings at startup, so a bad one stops the service before it serves."""
-        for name in NAMES:
-            self._settings.crm(name)

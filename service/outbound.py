@@ -1,0 +1,141 @@
+"""The HTTP client every adapter shares, made safe to point at hosts the caller names.
+
+The caller chooses the CRM account host (within each CRM's allow-list, checked by the adapter
+base), so DNS decides where a request really goes. `GuardedTransport` resolves the host itself,
+refuses loopback, private, link-local, reserved, multicast and cloud-metadata addresses, and then
+connects to the very address it checked (TLS still verifies the certificate against the host name),
+so a DNS answer that changes between check and connect cannot steer a request inside. Origins of
+configured MESSAGELOG_CRM_<NAME>_BASE_URL overrides are trusted as they are: staging and fakes
+live on private addresses on purpose.
+
+Every reply is also capped: a body larger than MAX_RESPONSE_BYTES is CRM_BAD_RESPONSE, and the
+whole exchange, body included, must finish within the request's read timeout, so a CRM that
+drips bytes cannot hold a call past its budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+
+import httpx
+
+from service.errors import CrmBadResponse, HostNotAllowed
+
+MAX_RESPONSE_BYTES = 1024 * 1024
+# Metadata services answer on these; they are link-local or unique-local already, named so the
+# refusal holds even if the address classes are ever relaxed.
+METADATA_ADDRESSES = frozenset(
+    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+)
+
+Origin = tuple[str, str, int]
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """Every address the host resolves to (literal addresses resolve to themselves)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast and ip not in METADATA_ADDRESSES
+
+
+def origin(url: httpx.URL) -> Origin:
+    return (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """Pins each request to a checked public address and caps its reply; see the module docstring."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        trusted: Iterable[Origin] = (),
+        resolver: Resolver = resolve,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+    ) -> None:
+        self._inner = inner
+        self._trusted = frozenset(trusted)
+        self._resolve = resolver
+        self._max_bytes = max_response_bytes
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts = request.extensions.get("timeout", {})
+        budget = timeouts.get("read")
+        deadline = None if budget is None else time.monotonic() + budget
+        if origin(request.url) not in self._trusted:
+            await self._pin(request)
+        response = await self._inner.handle_async_request(request)
+        return httpx.Response(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=_CappedStream(response, self._max_bytes, deadline, request),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def _pin(self, request: httpx.Request) -> None:
+        host = request.url.host
+        try:
+            addresses = await self._resolve(host, origin(request.url)[2])
+        except OSError as exc:
+            raise httpx.ConnectError(f"cannot resolve the CRM host ({type(exc).__name__})") from None
+        # One private answer refuses the host: trying only the public ones would let a rebinding
+        # name choose, per attempt, which answer wins.
+        if not addresses or not all(is_public(a) for a in addresses):
+            raise HostNotAllowed("user.hostname", host, "public CRM")
+        request.extensions = {**request.extensions, "sni_hostname": host}
+        # The Host header was fixed from the name when the request was built; only the socket moves.
+        request.url = request.url.copy_with(host=addresses[0])
+
+
+class _CappedStream(httpx.AsyncByteStream):
+    def __init__(
+        self, response: httpx.Response, limit: int, deadline: float | None, request: httpx.Request
+    ) -> None:
+        self._response = response
+        self._limit = limit
+        self._deadline = deadline
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        received = 0
+        stream = self._response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)  # what an async transport returns
+        chunks = stream.__aiter__()
+        while True:
+            remaining = None if self._deadline is None else self._deadline - time.monotonic()
+            try:
+                async with asyncio.timeout(remaining):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise httpx.ReadTimeout("the reply took too long", request=self._request) from None
+            received += len(chunk)
+            if received > self._limit:
+                raise CrmBadResponse(f"the CRM reply is larger than {self._limit} bytes")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+def http_client(trusted: Iterable[Origin]) -> httpx.AsyncClient:
+    """The pooled client adapters share; TLS is always verified."""
+    inner = httpx.AsyncHTTPTransport(
+        verify=True, limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    )
+    return httpx.AsyncClient(transport=GuardedTransport(inner, trusted=trusted), follow_redirects=False)

@@ -1,0 +1,89 @@
+"""Input limits: each gets a precise status, never a crash or an unbounded allocation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from messagelog.v1 import message_log_pb2 as pb
+
+from service.server import MAX_REQUEST_BYTES
+from service.validation import MAX_ATTACHMENTS, MAX_TEXT_CHARS
+from tests.conftest import Harness
+from tests.fakes.pipedrive import FakePipedrive
+from tests.helpers import StatusDetails, add_request, sms
+from tests.security.conftest import CALLER_TOKEN, OTHER_CALLER_TOKEN, bearer
+
+AUTH = "Bearer pd-token"
+
+
+@pytest.fixture
+async def pipedrive(make_harness: Callable[..., Any]) -> AsyncIterator[Harness]:
+    async with make_harness(FakePipedrive(), AUTH) as harness:
+        yield harness
+
+
+async def test_a_request_over_the_size_limit_is_resource_exhausted(pipedrive: Harness) -> None:
+    request = add_request("pipedrive", sms("m1"))
+    request.message.recipients.extend(pb.Party(name="x" * 200) for _ in range(MAX_REQUEST_BYTES // 200))
+
+    status = await pipedrive.add_error(request)
+
+    assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert pipedrive.fake.requests == []
+
+
+async def test_text_over_the_limit_is_invalid_argument(pipedrive: Harness) -> None:
+    ok = await pipedrive.add(add_request("pipedrive", sms("m1", text="x" * MAX_TEXT_CHARS)))
+    status = await pipedrive.add_error(add_request("pipedrive", sms("m2", text="x" * (MAX_TEXT_CHARS + 1))))
+
+    assert ok.outcome == pb.LOG_OUTCOME_CREATED
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert status.fields == {"message.subject"}
+
+
+async def test_too_many_attachments_is_invalid_argument(pipedrive: Harness) -> None:
+    request = add_request("pipedrive", sms("m1"))
+    request.message.attachments.extend(
+        pb.Attachment(content_type="image/png", link="https://example.com/a.png")
+        for _ in range(MAX_ATTACHMENTS + 1)
+    )
+
+    status = await pipedrive.add_error(request)
+
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert status.fields == {"message.attachments"}
+    assert pipedrive.fake.requests == []
+
+
+async def test_calls_beyond_a_callers_concurrency_limit_are_resource_exhausted(
+    make_harness: Callable[..., Any], tokens_file: Path
+) -> None:
+    settings = {
+        "MESSAGELOG_AUTH_TOKENS_FILE": str(tokens_file),
+        "MESSAGELOG_MAX_CONCURRENT_CALLS_PER_CALLER": "2",
+    }
+    fake = FakePipedrive()
+    fake.reply_delay = 0.3
+    async with make_harness(fake, AUTH, extra_metadata=bearer(CALLER_TOKEN), **settings) as h:
+        other = Harness(h.stub, fake, h.server, AUTH, bearer(OTHER_CALLER_TOKEN))
+        # One contact each, so no call waits on another's digest.
+        requests = [add_request("pipedrive", sms(f"m{i}"), contact_id=str(40 + i)) for i in range(3)]
+        results = await asyncio.gather(
+            *(h.add(r) for r in requests),
+            other.add(add_request("pipedrive", sms("m9"), contact_id="49")),
+            return_exceptions=True,
+        )
+        after = await h.add(add_request("pipedrive", sms("m5"), contact_id="45"))
+
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(refused) == 1
+    status = StatusDetails(refused[0])
+    assert (status.code, status.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "CALLER_CONCURRENCY_LIMIT")
+    # The other caller has its own allowance, and a freed slot is usable again.
+    assert not isinstance(results[3], BaseException)
+    assert after.outcome == pb.LOG_OUTCOME_CREATED
