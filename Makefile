@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test proto lint typecheck check pytest clean lock backfill-demo audit
+.PHONY: run test proto lint typecheck check pytest clean lock backfill-demo audit chaos
 
 $(STAMP): pyproject.toml clients/pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ backfill-demo: $(STAMP)
 # Needs the network to the vulnerability database; deliberately not part of `make test`.
 audit: $(STAMP)
 	BIN=$(BIN) scripts/audit.sh
+
+# Exactly-once under faults: 3 server processes on PostgreSQL, 10% CRM faults, kills (tests/chaos/run.py).
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos.run --processes 3 --callers 20 --messages 10000 --conversations 200 \
+		--fault-rate 0.1 --kills 5
 
 # Rewrites requirements.lock from what the current .venv resolved; run after changing a pin.
 lock: $(STAMP)
