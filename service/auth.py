@@ -14,9 +14,7 @@ import hmac
 import re
 import ssl
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import structlog
 from service.caller import Caller, current_caller
 from service.config import Settings, SettingsError
 from service.errors import CallerOverloaded, CallerUnauthenticated
+from service.limits import RETRY_AFTER_SECONDS, ConcurrencyLimit
 from service.servicer import error_metadata
 
 log = structlog.get_logger("messagelog.rpc")
@@ -106,7 +105,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._settings = settings
         self._tokens = tokens
         self._mutual_tls = bool(settings.tls_client_ca_file)
-        self._in_flight: Counter[str] = Counter()
+        self._calls = ConcurrencyLimit(
+            settings.max_concurrent_calls_per_caller,
+            lambda limit: CallerOverloaded(
+                f"this caller already has {limit} calls in progress; retry shortly",
+                retry_after=RETRY_AFTER_SECONDS,
+            ),
+        )
 
     async def intercept_service(
         self,
@@ -127,7 +132,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             started = time.perf_counter()
             try:
                 caller = self._identify(context, metadata)
-                with self._slot(caller):
+                with self._calls.hold(caller.name if caller else ""):
                     token = current_caller.set(caller)
                     try:
                         with structlog.contextvars.bound_contextvars(caller=caller.name if caller else None):
@@ -180,20 +185,6 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             if hmac.compare_digest(digest, expected):
                 found = caller
         return found
-
-    @contextmanager
-    def _slot(self, caller: Caller | None) -> Iterator[None]:
-        key = caller.name if caller else ""
-        limit = self._settings.max_concurrent_calls_per_caller
-        if self._in_flight[key] >= limit:
-            raise CallerOverloaded(f"this caller already has {limit} calls in progress; retry shortly")
-        self._in_flight[key] += 1
-        try:
-            yield
-        finally:
-            self._in_flight[key] -= 1
-            if not self._in_flight[key]:
-                del self._in_flight[key]
 
 
 def _certificate_subject(context: grpc.aio.ServicerContext) -> str:

@@ -53,6 +53,9 @@ class Settings:
     # After a create that got no answer, how long before the record is looked for and, if absent,
     # created again: a slow CRM may still finish the first create within this time.
     create_settle_seconds: float = 30.0
+    # Calls in progress for one CRM account (crm and account host) in one process; beyond it,
+    # RESOURCE_EXHAUSTED at once.
+    max_calls_per_account: int = 64
     shutdown_grace_seconds: float = 10.0
     log_level: str = "info"
     log_format: str = "auto"
@@ -82,6 +85,9 @@ class Settings:
             max_call_seconds=_float(env, "MESSAGELOG_MAX_CALL_SECONDS", cls.max_call_seconds),
             digest_lease_seconds=_float(env, "MESSAGELOG_DIGEST_LEASE_SECONDS", cls.digest_lease_seconds),
             create_settle_seconds=_float(env, "MESSAGELOG_CREATE_SETTLE_SECONDS", cls.create_settle_seconds),
+            max_calls_per_account=_int(
+                env, "MESSAGELOG_MAX_CALLS_PER_ACCOUNT", cls.max_calls_per_account, minimum=1, maximum=10_000
+            ),
             shutdown_grace_seconds=_float(
                 env, "MESSAGELOG_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),

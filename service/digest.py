@@ -28,7 +28,8 @@ from datetime import UTC, datetime
 import structlog
 
 from service.adapters.base import CrmCall, HttpCrmAdapter
-from service.errors import CrmError, CrmRecordNotFound, DigestBusy, WriteUnsettled
+from service.errors import AccountOverloaded, CrmError, CrmRecordNotFound, DigestBusy, WriteUnsettled
+from service.limits import RETRY_AFTER_SECONDS, ConcurrencyLimit
 from service.model import LogRequest, Outcome
 from service.render import DigestView, RenderedRecord, ref_marker, render
 from service.store import ClaimedMessage, MessageState, Store, StoredDigest
@@ -46,8 +47,17 @@ class LogResult:
 
 
 class DigestLogger:
-    def __init__(self, store: Store, *, lease_seconds: float, create_settle_seconds: float) -> None:
+    def __init__(
+        self, store: Store, *, lease_seconds: float, create_settle_seconds: float, max_calls_per_account: int
+    ) -> None:
         self._store = store
+        self._account_calls = ConcurrencyLimit(
+            max_calls_per_account,
+            lambda limit: AccountOverloaded(
+                f"this CRM account already has {limit} calls in progress; retry shortly",
+                retry_after=RETRY_AFTER_SECONDS,
+            ),
+        )
         self._lease_ms = int(lease_seconds * 1000)
         self._settle_seconds = create_settle_seconds
         self._local_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -58,6 +68,10 @@ class DigestLogger:
         call = _crm_call(request, deadline)
         adapter.validate(call)
         request = replace(request, account=adapter.account_key(call))
+        with self._account_calls.hold(f"{request.crm}\x1f{request.account}"):
+            return await self._log(request, adapter, deadline)
+
+    async def _log(self, request: LogRequest, adapter: HttpCrmAdapter, deadline: float) -> LogResult:
         owner = secrets.token_hex(16)
         claimed = await self._claim(request, owner)
         if claimed.state is MessageState.LOGGED:

@@ -8,6 +8,7 @@ MessageLogError                       base: grpc_code, reason, retryable
 ├── CallerUnauthenticated             UNAUTHENTICATED      CALLER_UNAUTHENTICATED
 ├── CallerNotAllowed                  PERMISSION_DENIED    CALLER_NOT_ALLOWED
 ├── CallerOverloaded                  RESOURCE_EXHAUSTED   CALLER_CONCURRENCY_LIMIT
+├── AccountOverloaded                 RESOURCE_EXHAUSTED   ACCOUNT_CONCURRENCY_LIMIT
 ├── CrmNotConfigured                  FAILED_PRECONDITION  CRM_NOT_CONFIGURED
 ├── LogNotFound                       NOT_FOUND            LOG_NOT_FOUND
 ├── DigestBusy                        UNAVAILABLE          DIGEST_BUSY
@@ -101,6 +102,14 @@ class CallerNotAllowed(MessageLogError):
 class CallerOverloaded(MessageLogError):
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "CALLER_CONCURRENCY_LIMIT"
+    retryable = True
+
+
+class AccountOverloaded(MessageLogError):
+    """Too many calls for one CRM account at once: more would only queue at its rate limit."""
+
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "ACCOUNT_CONCURRENCY_LIMIT"
     retryable = True
 
 

@@ -167,6 +167,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             store,
             lease_seconds=settings.digest_lease_seconds,
             create_settle_seconds=settings.create_settle_seconds,
+            max_calls_per_account=settings.max_calls_per_account,
         )
         server = grpc.aio.server(
             interceptors=[RequestContextInterceptor(), AuthInterceptor(settings, tokens)],

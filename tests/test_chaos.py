@@ -25,8 +25,16 @@ async def test_exactly_once_under_kills_and_crm_faults(tmp_path: Path) -> None:
             pytest.fail(reason + "; CI must run the chaos test")
         print(f"\nSKIPPED chaos test: {reason}", file=sys.stderr)
         pytest.skip(reason)
-    config = ChaosConfig(processes=2, callers=8, messages=400, conversations=20, fault_rate=0.1, kills=2,
-                         postgres_url=POSTGRES_URL, log_dir=tmp_path)
+    config = ChaosConfig(
+        processes=2,
+        callers=8,
+        messages=400,
+        conversations=20,
+        fault_rate=0.1,
+        kills=2,
+        postgres_url=POSTGRES_URL,
+        log_dir=tmp_path,
+    )
 
     report = await run(config)
 
