@@ -31,7 +31,7 @@ from service.adapters.base import CrmCall, HttpCrmAdapter
 from service.errors import AccountOverloaded, CrmError, CrmRecordNotFound, DigestBusy, WriteUnsettled
 from service.limits import RETRY_AFTER_SECONDS, ConcurrencyLimit
 from service.model import LogRequest, Outcome
-from service.render import DigestView, RenderedRecord, ref_marker, render
+from service.render import DigestView, RenderedRecord, fingerprint, ref_marker, render
 from service.store import ClaimedMessage, MessageState, Store, StoredDigest
 
 log = structlog.get_logger("messagelog.digest")
@@ -155,26 +155,78 @@ class DigestLogger:
             finally:
                 lock.release()
 
+    async def _write(
+        self, request: LogRequest, adapter: HttpCrmAdapter, message: ClaimedMessage, deadline: float
+    ) -> LogResult:
+        digest = await self._store.load(message.digest_id)
+        call = _crm_call(request, deadline)
+        unsettled = (digest.settle_until_ms or 0) / 1000 - time.time()
+        if unsettled > 0:
+            raise WriteUnsettled(
+                "the CRM may still apply an earlier write to this record; retry shortly",
+                retry_after=unsettled,
+            )
+        user_name = await adapter.user_display_name(call)
+        try:
+            log_id, via, written = await self._write_record(request, adapter, call, digest, user_name)
+        except CrmError as exc:
+            if exc.in_flight:
+                # Unanswered: the CRM may apply it late, after a newer write, and undo that one.
+                await self._store.unsettled_until(digest.id, int((time.time() + self._settle_seconds) * 1000))
+            raise
+        await self._store.record_written(digest.id, log_id, digest.pending_ids, via, fingerprint(written))
+        if request.entry.message_id not in digest.pending_ids:
+            raise RuntimeError("the message being logged was not pending in its digest")
+        if not message.owned:
+            # An earlier call handed this message over and reports the write, so that exactly
+            # one call per message says CREATED or APPENDED.
+            return LogResult(log_id, Outcome.ALREADY_LOGGED)
+        return LogResult(log_id, Outcome.CREATED if via == "create" else Outcome.APPENDED)
+
     async def _write_record(
         self,
         request: LogRequest,
         adapter: HttpCrmAdapter,
         call: CrmCall,
-        record: RenderedRecord,
         digest: StoredDigest,
-    ) -> tuple[str, str]:
-        """Writes the whole record to the CRM; returns its id and "create" or "append"."""
-        if digest.crm_log_id is None:
-            return await self._create(adapter, call, record, digest), "create"
+        user_name: str,
+    ) -> tuple[str, str, str]:
+        """Writes the record to the CRM; returns its id, "create" or "append", and the text written."""
+        log_id = digest.crm_log_id
+        if log_id is None:
+            record = _render(request, adapter, digest, user_name, whole=True)
+            return await self._create(adapter, call, record, digest), "create", record.body
         try:
-            await adapter.update(call, digest.crm_log_id, record)
+            current = await adapter.read_body(call, log_id)
+            if (
+                current is not None
+                and digest.written_fingerprint is not None
+                and fingerprint(current)
+                not in (
+                    digest.written_fingerprint,
+                    *digest.sent_fingerprints,
+                )
+            ):
+                # A person edited the record: their text stays as they left it, ours goes after it.
+                log.info("record_edit_kept", digest_id=digest.id, crm=request.crm)
+                await self._store.keep_edit(digest.id, current)
+                digest = await self._store.load(digest.id)
+            record = _render(request, adapter, digest, user_name, whole=False)
+            await self._store.write_sent(digest.id, fingerprint(record.body), digest.sent_fingerprints)
+            await adapter.update(call, log_id, record)
         except CrmRecordNotFound:
             if request.log_id:
                 raise
             # Someone deleted the day's record in the CRM: start a new one holding the whole day.
             log.info("digest_record_gone", digest_id=digest.id, crm=request.crm)
-            return await self._create(adapter, call, record, digest), "create"
-        return digest.crm_log_id, "append"
+            record = _render(request, adapter, digest, user_name, whole=True)
+            return await self._create(adapter, call, record, digest), "create", record.body
+        return log_id, "append", record.body
+
+    async def _renew(self, digest_id: int, owner: str) -> None:
+        while True:
+            await asyncio.sleep(self._lease_ms / 3000)
+            await self._store.try_lease(digest_id, owner, self._lease_ms)
 
     async def _create(
         self, adapter: HttpCrmAdapter, call: CrmCall, record: RenderedRecord, digest: StoredDigest
@@ -188,56 +240,36 @@ class DigestLogger:
             found = await adapter.find_created(call, ref_marker(digest.ref), since)
             log.info("create_reconciled", digest_id=digest.id, found=found is not None)
             if found is not None:
+                await self._store.write_sent(digest.id, fingerprint(record.body), digest.sent_fingerprints)
                 await adapter.update(call, found, record)
                 return found
         await self._store.create_sent(digest.id)
         return await adapter.create(call, record)
 
-    async def _renew(self, digest_id: int, owner: str) -> None:
-        while True:
-            await asyncio.sleep(self._lease_ms / 3000)
-            await self._store.try_lease(digest_id, owner, self._lease_ms)
 
-    async def _write(
-        self, request: LogRequest, adapter: HttpCrmAdapter, message: ClaimedMessage, deadline: float
-    ) -> LogResult:
-        digest_id = message.digest_id
-        digest = await self._store.load(digest_id)
-        call = _crm_call(request, deadline)
-        view = DigestView(
-            kind=request.kind,
-            contact=request.contact,
-            user_name=await adapter.user_display_name(call),
-            zone=request.user.zone,
-            zone_label=request.user.zone_label,
-            local_date=digest.entries[0].created_at.astimezone(request.user.zone).date()
-            if request.log_id
-            else request.local_date,
-            entries=digest.entries,
-            ref=digest.ref,
-        )
-        record = render(view, adapter.body_format)
-        unsettled = (digest.settle_until_ms or 0) / 1000 - time.time()
-        if unsettled > 0:
-            raise WriteUnsettled(
-                "the CRM may still apply an earlier write to this record; retry shortly",
-                retry_after=unsettled,
-            )
-        try:
-            log_id, via = await self._write_record(request, adapter, call, record, digest)
-        except CrmError as exc:
-            if exc.in_flight:
-                # Unanswered: the CRM may apply it late, after a newer write, and undo that one.
-                await self._store.unsettled_until(digest_id, int((time.time() + self._settle_seconds) * 1000))
-            raise
-        await self._store.record_written(digest_id, log_id, digest.pending_ids, via)
-        if request.entry.message_id not in digest.pending_ids:
-            raise RuntimeError("the message being logged was not pending in its digest")
-        if not message.owned:
-            # An earlier call handed this message over and reports the write, so that exactly
-            # one call per message says CREATED or APPENDED.
-            return LogResult(log_id, Outcome.ALREADY_LOGGED)
-        return LogResult(log_id, Outcome.CREATED if via == "create" else Outcome.APPENDED)
+def _render(
+    request: LogRequest, adapter: HttpCrmAdapter, digest: StoredDigest, user_name: str, *, whole: bool
+) -> RenderedRecord:
+    """The record as the CRM should hold it: every entry, or a person's kept edit and what followed."""
+    kept = None if whole else digest.kept_body
+    entries = digest.entries
+    if kept is not None:
+        entries = [e for e in digest.entries if e.message_id not in digest.kept_ids]
+    first = digest.entries[0].created_at
+    view = DigestView(
+        kind=request.kind,
+        contact=request.contact,
+        user_name=user_name,
+        zone=request.user.zone,
+        zone_label=request.user.zone_label,
+        local_date=first.astimezone(request.user.zone).date() if request.log_id else request.local_date,
+        entries=entries,
+        ref=digest.ref,
+        kept_body=kept,
+        kept_count=len(digest.entries) - len(entries),
+        first_time=first,
+    )
+    return render(view, adapter.body_format)
 
 
 def _crm_call(request: LogRequest, deadline: float) -> CrmCall:

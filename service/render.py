@@ -8,7 +8,9 @@ record's own structure, and stripped of control and bidirectional-override chara
 
 from __future__ import annotations
 
+import hashlib
 import html
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,6 +57,18 @@ class DigestView:
     entries: Sequence[Entry]
     # The digest's reference, written in the footer so a record can be found again.
     ref: str = ""
+    # A person's edit of the record, kept verbatim; entries then holds only the messages after it.
+    kept_body: str | None = None
+    # How many messages the kept text holds, and when the first of them was sent.
+    kept_count: int = 0
+    first_time: datetime = datetime.min
+
+
+def fingerprint(body: str) -> str:
+    """What a record says, ignoring markup and spacing: a CRM that reformats what we wrote (its
+    HTML sanitizer, its line endings) leaves the fingerprint alone; a person's edit changes it."""
+    text = html.unescape(re.sub(r"<[^>]*>", " ", body))
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()
 
 
 def ref_marker(ref: str) -> str:
@@ -79,7 +93,7 @@ def ordered(entries: Sequence[Entry]) -> list[Entry]:
 
 def render(view: DigestView, fmt: BodyFormat) -> RenderedRecord:
     entries = ordered(view.entries)
-    if not entries:
+    if not entries and view.kept_body is None:
         raise ValueError("a record needs at least one entry")
     contact = _contact_label(view.contact)
     day = view.local_date.isoformat()
@@ -93,7 +107,9 @@ def render(view: DigestView, fmt: BodyFormat) -> RenderedRecord:
         subject = f"Fax document sent to {contact} - {day}"
     subject = one_line(subject)[:SUBJECT_LIMIT]
     writer: _Writer = _HtmlWriter() if fmt is BodyFormat.HTML else _TextWriter()
-    if view.kind is Kind.SMS:
+    if view.kept_body is not None:
+        body = _after_kept(writer, view, entries)
+    elif view.kind is Kind.SMS:
         body = _conversation(writer, view, subject, entries)
     else:
         body = _single(writer, view, subject, entries[0])
@@ -101,11 +117,11 @@ def render(view: DigestView, fmt: BodyFormat) -> RenderedRecord:
         kind=view.kind,
         subject=subject,
         body=body,
-        direction=entries[0].direction,
+        direction=entries[0].direction if entries else Direction.INBOUND,
         local_date=view.local_date,
-        first_time=entries[0].created_at,
-        last_time=entries[-1].created_at,
-        message_count=len(entries),
+        first_time=entries[0].created_at if entries else view.first_time,
+        last_time=entries[-1].created_at if entries else view.first_time,
+        message_count=len(entries) + view.kept_count,
     )
 
 
@@ -288,6 +304,27 @@ def _conversation(writer: _Writer, view: DigestView, subject: str, entries: Sequ
 
 def _footer(view: DigestView) -> str:
     return f"{FOOTER} {ref_marker(view.ref)}" if view.ref else FOOTER
+
+
+def _after_kept(writer: _Writer, view: DigestView, entries: Sequence[Entry]) -> str:
+    """A person's edit of the record, verbatim, then the messages that came after it."""
+    count = len(entries)
+    writer.gap()
+    writer.heading(f"Later messages ({count} message{'' if count == 1 else 's'})")
+    writer.messages(
+        [
+            (
+                f"{_sender(view, e)} at {_clock(e.created_at, view.zone)}",
+                e.text,
+                [(_media_label(m.content_type), m.url) for m in e.media],
+            )
+            for e in entries
+        ]
+    )
+    writer.gap()
+    writer.line(_footer(view))
+    separator = "" if isinstance(writer, _HtmlWriter) else "\n"
+    return (view.kept_body or "").rstrip() + separator + writer.body()
 
 
 def _single(writer: _Writer, view: DigestView, subject: str, entry: Entry) -> str:

@@ -150,6 +150,14 @@ class HttpCrmAdapter(ABC):
         """Rejects a call this CRM cannot take before anything is stored or sent; adapters extend it."""
         self.base_url(call)
 
+    async def read_body(self, call: CrmCall, log_id: str) -> str | None:
+        """The record's text as the CRM holds it now, or None where the adapter cannot read it.
+
+        Read before each append, so a person's edit is found and kept rather than overwritten;
+        adapters whose CRM can return a record override this.
+        """
+        return None
+
     async def find_created(self, call: CrmCall, marker: str, since: datetime) -> str | None:
         """The id of a record made since `since` whose content holds `marker`, or None.
 

@@ -3,6 +3,8 @@
 - Host: user.hostname, the company domain such as acme.pipedrive.com.
 - Auth: crm-authorization is sent as the Authorization header (an OAuth "Bearer <token>").
 - additional_submission: "deals" (a deal id) links the activity to a deal; otherwise "leads" (a lead id).
+- An append reads the activity first (GET, then PATCH): a note a person edited is kept as they
+  left it, with the later messages written after it.
 - A create that got no clear answer is looked for before creating again: GET /api/v2/activities
   filtered by person_id and updated_since (the v2 list filters as documented for v2; person_id is
   assumed from v1's parameters), matching the digest reference in the note.
@@ -70,6 +72,16 @@ class PipedriveAdapter(HttpCrmAdapter):
             call, "POST", "/api/v2/activities", json=payload, operation="create_activity"
         )
         return record_id(body, "data", "id")
+
+    async def read_body(self, call: CrmCall, log_id: str) -> str | None:
+        body = await self.request(
+            call,
+            "GET",
+            f"/api/v2/activities/{numeric_id('log_id', log_id, 'Pipedrive')}",
+            operation="get_activity",
+        )
+        data = field_at(body, "data")
+        return str(data.get("note") or "") if isinstance(data, dict) else ""
 
     async def find_created(self, call: CrmCall, marker: str, since: datetime) -> str | None:
         # A create that got no answer may have made the activity: look among the person's

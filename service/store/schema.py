@@ -34,6 +34,14 @@ digests = sa.Table(
     # A write that got no reply may still be applied until then (epoch ms): nobody writes before it,
     # or the late write could overwrite a newer one.
     sa.Column("settle_until_ms", sa.BigInteger()),
+    # Fingerprint of the text we last wrote to the record (service.render.fingerprint): a record
+    # that reads differently was edited by a person.
+    sa.Column("written_fingerprint", sa.String(64)),
+    # Fingerprints of writes sent since the last confirmed one (space-separated, newest last): a
+    # write whose answer was lost may have landed, and its text is ours, not a person's edit.
+    sa.Column("sent_fingerprints", sa.Text()),
+    # A person's edit of the record, kept verbatim; later messages are written after it.
+    sa.Column("kept_body", sa.Text()),
     # The lease serializes writes to one record across processes; expiry is epoch milliseconds.
     sa.Column("lease_owner", sa.String(64)),
     sa.Column("lease_expires_ms", sa.BigInteger()),
@@ -66,5 +74,7 @@ messages = sa.Table(
     # The entry as the record shows it (JSON of service.model.Entry).
     sa.Column("entry", sa.Text(), nullable=False),
     sa.Column("recorded_ms", sa.BigInteger(), nullable=False),
+    # Its entry is inside the digest's kept_body (it was logged before a person edited the record).
+    sa.Column("in_kept", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Index("ix_messages_digest", "digest_id", "created_ms"),
 )

@@ -35,6 +35,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# Unconfirmed writes remembered per digest; more in a row means the CRM is failing every write.
+_SENT_FINGERPRINTS_KEPT = 8
 # Any fixed number: every process takes this PostgreSQL lock before migrating, so only one does.
 _MIGRATION_LOCK_KEY = 7_316_001
 
@@ -64,6 +66,11 @@ class StoredDigest:
     create_sent_ms: int | None
     # No write before this (epoch ms): an unanswered write may still land until then.
     settle_until_ms: int | None
+    written_fingerprint: str | None
+    sent_fingerprints: tuple[str, ...]
+    # A person's edit of the record and the messages it holds; the other entries come after it.
+    kept_body: str | None
+    kept_ids: frozenset[str]
     entries: list[Entry]
     pending_ids: list[str]
 
@@ -297,12 +304,15 @@ class Store:
                         digests.c.ref,
                         digests.c.create_sent_ms,
                         digests.c.settle_until_ms,
+                        digests.c.written_fingerprint,
+                        digests.c.sent_fingerprints,
+                        digests.c.kept_body,
                     ).where(digests.c.id == digest_id)
                 )
             ).one()
             rows = (
                 await conn.execute(
-                    sa.select(messages.c.message_id, messages.c.state, messages.c.entry)
+                    sa.select(messages.c.message_id, messages.c.state, messages.c.entry, messages.c.in_kept)
                     .where(messages.c.digest_id == digest_id)
                     .order_by(messages.c.created_ms, messages.c.message_id)
                 )
@@ -313,6 +323,10 @@ class Store:
             ref=digest.ref,
             create_sent_ms=digest.create_sent_ms,
             settle_until_ms=digest.settle_until_ms,
+            written_fingerprint=digest.written_fingerprint,
+            sent_fingerprints=tuple((digest.sent_fingerprints or "").split()),
+            kept_body=digest.kept_body,
+            kept_ids=frozenset(row.message_id for row in rows if row.in_kept),
             entries=[Entry.from_json(row.entry) for row in rows],
             pending_ids=[row.message_id for row in rows if row.state == MessageState.PENDING],
         )
@@ -337,16 +351,24 @@ class Store:
 
     @_guard
     async def record_written(
-        self, digest_id: int, crm_log_id: str, message_ids: Sequence[str], via: str
+        self, digest_id: int, crm_log_id: str, message_ids: Sequence[str], via: str, fingerprint: str
     ) -> None:
-        """The CRM now holds these messages in record crm_log_id."""
+        """The CRM now holds these messages in record crm_log_id, whose text has this fingerprint."""
         now = _now_ms()
+        values: dict[str, Any] = {
+            "crm_log_id": crm_log_id,
+            "create_sent_ms": None,
+            "written_fingerprint": fingerprint,
+            "updated_ms": now,
+        }
         async with self._transaction() as conn:
-            await conn.execute(
-                sa.update(digests)
-                .where(digests.c.id == digest_id)
-                .values(crm_log_id=crm_log_id, create_sent_ms=None, updated_ms=now)
-            )
+            if via == "create":
+                # A new record holds every message whole: nothing of a former record's edit is kept.
+                values["kept_body"] = None
+                await conn.execute(
+                    sa.update(messages).where(messages.c.digest_id == digest_id).values(in_kept=False)
+                )
+            await conn.execute(sa.update(digests).where(digests.c.id == digest_id).values(**values))
             if message_ids:
                 await conn.execute(
                     sa.update(messages)
@@ -357,6 +379,26 @@ class Store:
                     )
                     .values(state=MessageState.LOGGED.value, logged_via=via)
                 )
+
+    @_guard
+    async def write_sent(self, digest_id: int, fingerprint: str, sent_before: Sequence[str]) -> None:
+        """Notes, before it is sent, the text of a write that may reach the CRM."""
+        recent = " ".join([*sent_before[-(_SENT_FINGERPRINTS_KEPT - 1) :], fingerprint])
+        async with self._transaction() as conn:
+            await conn.execute(
+                sa.update(digests).where(digests.c.id == digest_id).values(sent_fingerprints=recent)
+            )
+
+    @_guard
+    async def keep_edit(self, digest_id: int, body: str) -> None:
+        """A person edited the record: keep their text, which holds every message logged so far."""
+        async with self._transaction() as conn:
+            await conn.execute(sa.update(digests).where(digests.c.id == digest_id).values(kept_body=body))
+            await conn.execute(
+                sa.update(messages)
+                .where(messages.c.digest_id == digest_id, messages.c.state == MessageState.LOGGED.value)
+                .values(in_kept=True)
+            )
 
     @_guard
     async def withdraw(self, scope: str, message_id: str, owner: str) -> None:
