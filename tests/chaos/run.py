@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
 import re
@@ -384,6 +385,9 @@ def _reckon(fake: FakePipedrive, messages: list[tuple[str, int, datetime, str]],
 
 
 def main() -> int:
+    # Servers killed mid-request drop their connections to the fake CRM on purpose; aiohttp would
+    # print a traceback for each.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     defaults = ChaosConfig()
     for name in ("processes", "callers", "messages", "conversations", "kills", "seed"):
