@@ -95,9 +95,7 @@ class Settings:
             shutdown_grace_seconds=_float(
                 env, "MESSAGELOG_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),
-            metrics_port=_int(env, "MESSAGELOG_METRICS_PORT", -1, minimum=0, maximum=65535)
-            if env.get("MESSAGELOG_METRICS_PORT")
-            else None,
+            metrics_port=_optional_port(env, "MESSAGELOG_METRICS_PORT"),
             health_check_seconds=_float(env, "MESSAGELOG_HEALTH_CHECK_SECONDS", cls.health_check_seconds),
             log_level=env.get("MESSAGELOG_LOG_LEVEL", cls.log_level).lower(),
             log_format=env.get("MESSAGELOG_LOG_FORMAT", cls.log_format).lower(),
@@ -183,6 +181,13 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maxim
     if not minimum <= value <= maximum:
         raise SettingsError(f"{name} must be between {minimum} and {maximum}, not {value}")
     return value
+
+
+def _optional_port(env: Mapping[str, str], name: str) -> int | None:
+    """A port (0: any free one), or None when the setting is empty and the listener is off."""
+    if not env.get(name, ""):
+        return None
+    return _int(env, name, 0, minimum=0, maximum=65535)
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:
