@@ -19,6 +19,7 @@ proto: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/buf lint protos
+	BUF=$(BIN)/buf scripts/buf_breaking.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

@@ -57,6 +57,10 @@ class Settings:
     # RESOURCE_EXHAUSTED at once.
     max_calls_per_account: int = 64
     shutdown_grace_seconds: float = 10.0
+    # The Prometheus endpoint's port on the same host; None: no endpoint, 0: any free port.
+    metrics_port: int | None = None
+    # How often the store is pinged; health reports NOT_SERVING while it does not answer.
+    health_check_seconds: float = 5.0
     log_level: str = "info"
     log_format: str = "auto"
     # Caller authentication and transport security; see the README's security section.
@@ -91,6 +95,8 @@ class Settings:
             shutdown_grace_seconds=_float(
                 env, "MESSAGELOG_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),
+            metrics_port=_optional_port(env, "MESSAGELOG_METRICS_PORT"),
+            health_check_seconds=_float(env, "MESSAGELOG_HEALTH_CHECK_SECONDS", cls.health_check_seconds),
             log_level=env.get("MESSAGELOG_LOG_LEVEL", cls.log_level).lower(),
             log_format=env.get("MESSAGELOG_LOG_FORMAT", cls.log_format).lower(),
             tls_cert_file=env.get("MESSAGELOG_TLS_CERT_FILE", ""),
@@ -175,6 +181,13 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maxim
     if not minimum <= value <= maximum:
         raise SettingsError(f"{name} must be between {minimum} and {maximum}, not {value}")
     return value
+
+
+def _optional_port(env: Mapping[str, str], name: str) -> int | None:
+    """A port (0: any free one), or None when the setting is empty and the listener is off."""
+    if not env.get(name, ""):
+        return None
+    return _int(env, name, 0, minimum=0, maximum=65535)
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:

@@ -17,11 +17,11 @@ import grpc
 import httpx
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from messagelog.v1 import message_log_service_pb2 as service_pb
 from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
 from sqlalchemy.engine import make_url
 
+from service import metrics, reflection
 from service.adapters.registry import NAMES, AdapterRegistry
 from service.auth import AuthInterceptor, Tokens, load_tokens, server_credentials
 from service.config import Settings, SettingsError
@@ -48,6 +48,7 @@ class RunningServer:
     server: grpc.aio.Server
     health: health.aio.HealthServicer
     store: Store
+    metrics_port: int | None
 
 
 class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -139,6 +140,43 @@ def _override_origins(settings: Settings) -> list[tuple[str, str, int]]:
     return [origin(httpx.URL(url)) for url in urls if url]
 
 
+def _serve_metrics(settings: Settings) -> metrics.MetricsEndpoint | None:
+    if settings.metrics_port is None:
+        return None
+    try:
+        return metrics.MetricsEndpoint(settings.host, settings.metrics_port)
+    except OSError as exc:
+        address = _address(settings.host, settings.metrics_port)
+        raise StartupError(f"cannot serve metrics on {address}: {exc.strerror or exc}") from None
+
+
+async def _follow_store(store: Store, health_servicer: health.aio.HealthServicer, interval: float) -> None:
+    """Reports NOT_SERVING while the store does not answer, so probes and balancers send calls to
+    replicas that can log them, and SERVING again once it answers."""
+    serving = True
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            # A database that hangs is as unusable as one that refuses.
+            async with asyncio.timeout(interval):
+                await store.ping()
+            reachable = True
+        except (StoreUnavailable, TimeoutError):
+            reachable = False
+        if reachable == serving:
+            continue
+        serving = reachable
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, status)
+        if serving:
+            log.info("store_reachable")
+        else:
+            log.warning("store_unreachable", health="NOT_SERVING")
+
+
 async def _open_store(settings: Settings) -> Store:
     try:
         return await open_store(settings.database_url)
@@ -170,7 +208,12 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             max_calls_per_account=settings.max_calls_per_account,
         )
         server = grpc.aio.server(
-            interceptors=[RequestContextInterceptor(), AuthInterceptor(settings, tokens)],
+            # Metrics first, so calls the others refuse are counted too.
+            interceptors=[
+                metrics.MetricsInterceptor(),
+                RequestContextInterceptor(),
+                AuthInterceptor(settings, tokens),
+            ],
             # No SO_REUSEPORT: a second instance on a taken port must fail, not silently share it.
             options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES), ("grpc.so_reuseport", 0)],
         )
@@ -179,27 +222,36 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(
-            (
-                SERVICE_NAME,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
-        )
+        reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
         address = _address(settings.host, settings.port)
         port = _bind(server, settings.host, settings.port, credentials)
         if port == 0:
             raise StartupError(f"cannot listen on {address}: the address is in use or not available")
-        await server.start()
-        for name in ("", SERVICE_NAME):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        endpoint = _serve_metrics(settings)
         try:
-            yield RunningServer(port=port, server=server, health=health_servicer, store=store)
+            await server.start()
+            for name in ("", SERVICE_NAME):
+                await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+            watcher = asyncio.create_task(
+                _follow_store(store, health_servicer, settings.health_check_seconds)
+            )
+            try:
+                yield RunningServer(
+                    port=port,
+                    server=server,
+                    health=health_servicer,
+                    store=store,
+                    metrics_port=endpoint.port if endpoint else None,
+                )
+            finally:
+                watcher.cancel()
+                await health_servicer.enter_graceful_shutdown()
+                await server.stop(settings.shutdown_grace_seconds)
+                await digests.drain()
         finally:
-            await health_servicer.enter_graceful_shutdown()
-            await server.stop(settings.shutdown_grace_seconds)
-            await digests.drain()
+            if endpoint is not None:
+                # Its shutdown waits for the HTTP thread's poll, which must not stall this loop.
+                await asyncio.to_thread(endpoint.close)
     finally:
         await http.aclose()
         await store.close()
@@ -217,6 +269,7 @@ async def serve(settings: Settings) -> None:
             "server_started",
             address=_address(settings.host, service.port),
             port=service.port,
+            metrics_port=service.metrics_port,
             store=service.store.dialect,
         )
         if not (settings.tls and settings.authenticates_callers):

@@ -16,6 +16,7 @@ from messagelog.v1 import message_log_pb2 as pb
 from messagelog.v1 import message_log_service_pb2 as service_pb
 from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
 
+from service import metrics
 from service.adapters.base import CrmCallStats, crm_call_stats
 from service.adapters.registry import NAMES, AdapterRegistry
 from service.caller import Caller, current_caller
@@ -113,6 +114,7 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
                 budget = min(budget, remaining)
             result = await self._digests.log(parsed, adapter, deadline=time.monotonic() + budget)
             fields.update(status="OK", outcome=result.outcome.value)
+            metrics.digest_outcome(parsed.crm, result.outcome.value)
             return await build(result, parsed)
         except MessageLogError as exc:
             fields.update(status=exc.grpc_code.name, reason=exc.reason)

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import os
+import secrets
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
 from messagelog.v1 import message_log_service_pb2 as service_pb
@@ -108,3 +111,24 @@ def make_harness(env: dict[str, str]) -> Callable[..., Any]:
 
 
 POSTGRES_URL = os.environ.get("MESSAGELOG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh database on the test server, dropped afterwards."""
+    try:
+        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        reason = f"PostgreSQL at {POSTGRES_URL} is unreachable ({type(exc).__name__}: {exc})"
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; CI must run the PostgreSQL tests")
+        print(f"\nSKIPPED PostgreSQL tests: {reason}", file=sys.stderr)
+        pytest.skip(reason)
+    name = f"messagelog_test_{secrets.token_hex(6)}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        base, _, _ = POSTGRES_URL.rpartition("/")
+        yield f"{base}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

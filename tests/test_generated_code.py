@@ -1,4 +1,4 @@
-"""The committed stubs in clients/ are exactly what `make proto` makes from protos/."""
+"""The committed stubs and descriptor set in clients/ are exactly what `make proto` makes from protos/."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
     committed = {
         p.relative_to(ROOT / "clients"): p.read_bytes()
         for p in (ROOT / "clients" / "messagelog" / "v1").iterdir()
-        if p.name != "__init__.py" and p.suffix in (".py", ".pyi")
+        if p.name != "__init__.py" and p.suffix in (".py", ".pyi", ".binpb")
     }
     assert fresh.keys() == committed.keys(), "run `make proto` and commit clients/"
     stale = sorted(str(name) for name in fresh if fresh[name] != committed[name])

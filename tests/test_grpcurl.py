@@ -89,6 +89,19 @@ async def test_describe_shows_both_rpcs(served: Harness) -> None:
     assert "returns ( .messagelog.v1.UpdateMessageLogResponse )" in text
 
 
+async def test_describe_shows_the_proto_comments(served: Harness) -> None:
+    """Operators read the proto's comments through reflection; the committed descriptor set carries them."""
+    request = await grpcurl(served, [*command("describe")[:-1], "messagelog.v1.AddMessageLogRequest"])
+    service = await grpcurl(served, command("describe"))
+
+    assert (
+        "// MessageLogService writes SMS, pager, voicemail and fax messages into customers' CRMs." in service
+    )
+    assert "  // AddMessageLog logs one message for a contact." in service
+    assert "  // UpdateMessageLog appends one message to the CRM record named by log_id" in service
+    assert request.startswith("messagelog.v1.AddMessageLogRequest is a message:\n//")
+
+
 async def test_health_check_is_serving(served: Harness) -> None:
     reply = json.loads(await grpcurl(served, command("grpc.health.v1.Health/Check")))
 

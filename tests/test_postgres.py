@@ -10,46 +10,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import grpc
 import pytest
 from messagelog.v1 import message_log_pb2 as pb
 from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
 
-from tests.conftest import POSTGRES_URL
 from tests.fakes.pipedrive import FakePipedrive
 from tests.helpers import add_request, sms
 
 pytestmark = pytest.mark.postgres
 
 AUTH = (("crm-authorization", "Bearer pd-token"),)
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """A fresh database on the test server, dropped afterwards."""
-    try:
-        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        reason = f"PostgreSQL at {POSTGRES_URL} is unreachable ({type(exc).__name__}: {exc})"
-        if os.environ.get("CI"):
-            pytest.fail(reason + "; CI must run the PostgreSQL tests")
-        print(f"\nSKIPPED PostgreSQL tests: {reason}", file=sys.stderr)
-        pytest.skip(reason)
-    name = f"messagelog_test_{secrets.token_hex(6)}"
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        base, _, _ = POSTGRES_URL.rpartition("/")
-        yield f"{base}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def test_the_core_flow_on_postgresql(pg_url: str, make_harness: Callable[..., Any]) -> None:

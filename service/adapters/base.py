@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
+from service import metrics
 from service.config import CrmSettings
 from service.errors import (
     CrmAuthFailed,
@@ -289,6 +290,7 @@ class HttpCrmAdapter(ABC):
             stats = crm_call_stats.get()
             if stats is not None:
                 stats.retries += 1
+            metrics.crm_retry(self.name, operation)
             log.info(
                 "crm_retry", crm=self.name, operation=operation, attempt=attempt, delay_ms=round(delay * 1000)
             )
@@ -364,16 +366,18 @@ class HttpCrmAdapter(ABC):
                 in_flight=True,
             ) from None
         finally:
+            elapsed = time.perf_counter() - started
             if stats is not None:
                 stats.calls += 1
                 stats.last_http_status = status
+            metrics.crm_request(self.name, operation, status, elapsed)
             log.info(
                 "crm_call",
                 crm=self.name,
                 operation=operation,
                 method=method,
                 http_status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                duration_ms=round(elapsed * 1000, 1),
             )
         if status >= 300:
             raise self.error_for(response, operation)

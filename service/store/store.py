@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from service import metrics
 from service.config import SettingsError
 from service.errors import LogNotFound, StoreUnavailable
 from service.model import Entry, LogRequest
@@ -91,7 +92,7 @@ def _guard(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         except (DBAPIError, OSError) as exc:
             raise StoreUnavailable("the message store is unavailable; retry later") from exc
 
-    return wrapper
+    return metrics.timed_store_operation(wrapper)
 
 
 def engine_url(database_url: str) -> str:
