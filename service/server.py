@@ -151,8 +151,8 @@ def _serve_metrics(settings: Settings) -> metrics.MetricsEndpoint | None:
 
 
 async def _follow_store(store: Store, health_servicer: health.aio.HealthServicer, interval: float) -> None:
-    """Reports NOT_SERVING while the store does not answer, so probes and balancers send calls to
-    replicas that can log them, and SERVING again once it answers."""
+    """Reports the service NOT_SERVING while the store does not answer, so readiness probes and
+    balancers send calls to replicas that can log them, and SERVING again once it answers."""
     serving = True
     while True:
         await asyncio.sleep(interval)
@@ -169,8 +169,9 @@ async def _follow_store(store: Store, health_servicer: health.aio.HealthServicer
         status = (
             health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         )
-        for name in ("", SERVICE_NAME):
-            await health_servicer.set(name, status)
+        # Only the service follows the store: "" says the process is alive, and a liveness probe
+        # on it must not restart every replica while the database is away.
+        await health_servicer.set(SERVICE_NAME, status)
         if serving:
             log.info("store_reachable")
         else:

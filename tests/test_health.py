@@ -23,20 +23,22 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 FAST_CHECKS = {"MESSAGELOG_HEALTH_CHECK_SECONDS": "0.1"}
 
 
-async def statuses(h: Harness) -> set[int]:
-    """What the server reports for itself and for the service, as probes ask."""
+async def statuses(h: Harness) -> tuple[int, int]:
+    """What the server reports for itself ("", liveness) and for the service (readiness)."""
     async with dial(h.server.port) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        return {
+        server, service = [
             (await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)).status
             for name in ("", SERVICE_NAME)
-        }
+        ]
+        return server, service
 
 
 async def becomes(h: Harness, status: int) -> None:
+    """The service reaches `status` while the server itself stays SERVING (the process is alive)."""
     async with asyncio.timeout(5):
         while True:
-            if await statuses(h) == {status}:
+            if await statuses(h) == (SERVING, status):
                 return
             await asyncio.sleep(0.05)
 
@@ -49,7 +51,7 @@ async def test_health_follows_a_postgresql_store_that_goes_away_and_comes_back(
     admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
     async with make_harness(FakePipedrive(), AUTH, MESSAGELOG_DATABASE_URL=pg_url, **FAST_CHECKS) as h:
         try:
-            assert await statuses(h) == {SERVING}
+            assert await statuses(h) == (SERVING, SERVING)
             # Refuse new connections and end the open ones: every SELECT 1 now fails.
             await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
             await admin.execute(
@@ -69,7 +71,7 @@ async def test_health_follows_a_postgresql_store_that_goes_away_and_comes_back(
 
 async def test_a_store_that_hangs_is_not_serving_until_it_answers(make_harness: Callable[..., Any]) -> None:
     async with make_harness(FakePipedrive(), AUTH, **FAST_CHECKS) as h:
-        assert await statuses(h) == {SERVING}
+        assert await statuses(h) == (SERVING, SERVING)
         # The SQLite store has one connection; while it is held, a ping waits past its interval.
         held = await h.server.store._engine.connect()
         try:
