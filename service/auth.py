@@ -24,6 +24,7 @@ import structlog
 from service.caller import Caller, current_caller
 from service.config import Settings, SettingsError
 from service.errors import CallerOverloaded, CallerUnauthenticated
+from service.grpc_handlers import with_behavior
 from service.limits import RETRY_AFTER_SECONDS, ConcurrencyLimit
 from service.servicer import error_metadata
 
@@ -150,11 +151,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 await context.abort(exc.grpc_code, exc.message, error_metadata(exc, ""))
                 raise AssertionError("abort returned") from exc  # pragma: no cover
 
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return with_behavior(handler, behavior)
 
     def _identify(self, context: grpc.aio.ServicerContext, metadata: Any) -> Caller | None:
         if self._mutual_tls:

@@ -18,6 +18,7 @@ import grpc
 from prometheus_client import Counter, Histogram, start_http_server
 
 from service.errors import StoreUnavailable
+from service.grpc_handlers import with_behavior
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -120,11 +121,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             finally:
                 RPC_SECONDS.labels(method, code.name).observe(time.perf_counter() - started)
 
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return with_behavior(handler, behavior)
 
 
 class MetricsEndpoint:

@@ -27,6 +27,7 @@ from service.auth import AuthInterceptor, Tokens, load_tokens, server_credential
 from service.config import Settings, SettingsError
 from service.digest import DigestLogger
 from service.errors import StoreUnavailable
+from service.grpc_handlers import with_behavior
 from service.outbound import http_client, origin
 from service.servicer import MessageLogServicer
 from service.store import Store, open_store
@@ -73,11 +74,7 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
             with structlog.contextvars.bound_contextvars(request_id=request_id, peer=context.peer()):
                 return await inner(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return with_behavior(handler, behavior)
 
 
 def _address(host: str, port: int) -> str:

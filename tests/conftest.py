@@ -19,6 +19,7 @@ from service.config import Settings
 from service.logging_setup import configure_logging
 from service.server import RunningServer, running
 from tests.fakes.base import FakeCrm
+from tests.fakes.pipedrive import FakePipedrive
 from tests.helpers import StatusDetails
 
 configure_logging("info", "json")
@@ -108,6 +109,29 @@ def make_harness(env: dict[str, str]) -> Callable[..., Any]:
         return harness_for(fake, auth, {**env, **extra_env}, credentials, extra_metadata)
 
     return make
+
+
+PIPEDRIVE_AUTH = "Bearer pd-token"
+
+
+@pytest.fixture
+def pipedrive_env() -> dict[str, str]:
+    """Extra settings for the `pipedrive` harness; a test module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+async def pipedrive(
+    make_harness: Callable[..., Any], pipedrive_env: dict[str, str]
+) -> AsyncIterator[Harness]:
+    """The real server against a fake Pipedrive, the CRM most tests speak to."""
+    async with make_harness(FakePipedrive(), PIPEDRIVE_AUTH, **pipedrive_env) as harness:
+        yield harness
+
+
+def fake_pipedrive(h: Harness) -> FakePipedrive:
+    assert isinstance(h.fake, FakePipedrive)
+    return h.fake
 
 
 POSTGRES_URL = os.environ.get("MESSAGELOG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

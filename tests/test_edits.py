@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
-import pytest
 from messagelog.v1 import message_log_pb2 as pb
 from structlog.testing import capture_logs
 
-from tests.conftest import Harness
-from tests.fakes.pipedrive import FakePipedrive
+from tests.conftest import Harness, fake_pipedrive
 from tests.helpers import add_request, sms
-
-AUTH = "Bearer pd-token"
-
-
-@pytest.fixture
-async def pipedrive(make_harness: Callable[..., Any]) -> AsyncIterator[Harness]:
-    async with make_harness(FakePipedrive(), AUTH) as harness:
-        yield harness
-
-
-def fake(h: Harness) -> FakePipedrive:
-    assert isinstance(h.fake, FakePipedrive)
-    return h.fake
 
 
 async def log(h: Harness, message_id: str, minute: int, text: str) -> pb.LogOutcome:
@@ -35,7 +17,7 @@ async def log(h: Harness, message_id: str, minute: int, text: str) -> pb.LogOutc
 async def test_an_edited_record_keeps_the_edit_and_gets_later_messages_after_it(pipedrive: Harness) -> None:
     await log(pipedrive, "m1", 0, "first message")
     await log(pipedrive, "m2", 1, "second message")
-    (activity,) = fake(pipedrive).activities.values()
+    (activity,) = fake_pipedrive(pipedrive).activities.values()
     edited = "<p>Customer called back, <b>deal agreed</b>. Lines below trimmed by Alice.</p>"
     activity["note"] = edited
 
@@ -61,7 +43,7 @@ async def test_an_edited_record_keeps_the_edit_and_gets_later_messages_after_it(
 
 async def test_an_edit_of_the_later_part_is_kept_too(pipedrive: Harness) -> None:
     await log(pipedrive, "m1", 0, "first message")
-    (activity,) = fake(pipedrive).activities.values()
+    (activity,) = fake_pipedrive(pipedrive).activities.values()
     activity["note"] = "Summary by Alice."
     await log(pipedrive, "m2", 1, "second message")
     activity["note"] = activity["note"].replace("second message", "second message (confirmed)")
@@ -77,7 +59,7 @@ async def test_an_edit_of_the_later_part_is_kept_too(pipedrive: Harness) -> None
 
 async def test_a_record_reformatted_by_the_crm_is_not_taken_for_an_edit(pipedrive: Harness) -> None:
     await log(pipedrive, "m1", 0, "first message")
-    (activity,) = fake(pipedrive).activities.values()
+    (activity,) = fake_pipedrive(pipedrive).activities.values()
     # What an HTML sanitizer does: other spacing and entity forms, same words.
     activity["note"] = activity["note"].replace("<br>", "<br />\n").replace("&#x27;", "&#39;")
 
@@ -90,7 +72,7 @@ async def test_a_record_reformatted_by_the_crm_is_not_taken_for_an_edit(pipedriv
 
 async def test_a_cleared_record_gets_the_later_messages(pipedrive: Harness) -> None:
     await log(pipedrive, "m1", 0, "first message")
-    (activity,) = fake(pipedrive).activities.values()
+    (activity,) = fake_pipedrive(pipedrive).activities.values()
     activity["note"] = ""
 
     await log(pipedrive, "m2", 1, "second message")
@@ -101,11 +83,11 @@ async def test_a_cleared_record_gets_the_later_messages(pipedrive: Harness) -> N
 
 async def test_an_append_costs_one_read_and_one_write(pipedrive: Harness) -> None:
     await log(pipedrive, "m1", 0, "first message")
-    before = len(fake(pipedrive).requests)
+    before = len(fake_pipedrive(pipedrive).requests)
 
     await log(pipedrive, "m2", 1, "second message")
 
-    assert [(r.method, r.path.rsplit("/", 1)[0]) for r in fake(pipedrive).requests[before:]] == [
+    assert [(r.method, r.path.rsplit("/", 1)[0]) for r in fake_pipedrive(pipedrive).requests[before:]] == [
         ("GET", "/api/v2/activities"),
         ("PATCH", "/api/v2/activities"),
     ]
@@ -113,14 +95,14 @@ async def test_an_append_costs_one_read_and_one_write(pipedrive: Harness) -> Non
 
 async def test_a_record_deleted_after_an_edit_is_recreated_whole(pipedrive: Harness) -> None:
     await log(pipedrive, "m1", 0, "first message")
-    (activity,) = fake(pipedrive).activities.values()
+    (activity,) = fake_pipedrive(pipedrive).activities.values()
     activity["note"] = "Edited."
     await log(pipedrive, "m2", 1, "second message")
-    fake(pipedrive).delete_record(str(activity["id"]))
+    fake_pipedrive(pipedrive).delete_record(str(activity["id"]))
 
     assert await log(pipedrive, "m3", 2, "third message") == pb.LOG_OUTCOME_CREATED
 
-    (recreated,) = fake(pipedrive).activities.values()
+    (recreated,) = fake_pipedrive(pipedrive).activities.values()
     note = recreated["note"]
     assert note.index("first message") < note.index("second message") < note.index("third message")
     assert "Conversation (3 messages)" in note

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,8 @@ Samples = Counter[tuple[str, frozenset[tuple[str, str]]]]
 
 
 @pytest.fixture
-async def pipedrive(make_harness: Callable[..., Any]) -> AsyncIterator[Harness]:
-    async with make_harness(FakePipedrive(), AUTH, MESSAGELOG_METRICS_PORT="0") as harness:
-        yield harness
+def pipedrive_env() -> dict[str, str]:
+    return {"MESSAGELOG_METRICS_PORT": "0"}
 
 
 async def scrape(h: Harness) -> Samples:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -11,7 +11,7 @@ import pytest
 from messagelog.v1 import message_log_pb2 as pb
 from structlog.testing import capture_logs
 
-from tests.conftest import Harness
+from tests.conftest import Harness, fake_pipedrive
 from tests.fakes.base import Fault
 from tests.fakes.pipedrive import FakePipedrive
 from tests.helpers import add_request, sms
@@ -21,43 +21,39 @@ WRITES = r"^/api/v2/activities"
 
 
 @pytest.fixture
-async def pipedrive(make_harness: Callable[..., Any]) -> AsyncIterator[Harness]:
-    async with make_harness(FakePipedrive(), AUTH, MESSAGELOG_CRM_TIMEOUT="1") as harness:
-        yield harness
-
-
-def fake(h: Harness) -> FakePipedrive:
-    assert isinstance(h.fake, FakePipedrive)
-    return h.fake
+def pipedrive_env() -> dict[str, str]:
+    return {"MESSAGELOG_CRM_TIMEOUT": "1"}
 
 
 async def test_an_append_is_retried_after_a_server_error(pipedrive: Harness) -> None:
     first = await pipedrive.add(add_request("pipedrive", sms("m1", text="one")))
-    fake(pipedrive).inject(Fault(status=503, body={"success": False}, method="PATCH"), times=2)
+    fake_pipedrive(pipedrive).inject(Fault(status=503, body={"success": False}, method="PATCH"), times=2)
 
     with capture_logs() as logs:
         second = await pipedrive.add(add_request("pipedrive", sms("m2", "2026-11-20T16:00:00Z", "two")))
 
     assert second.outcome == pb.LOG_OUTCOME_APPENDED
-    assert len(fake(pipedrive).calls("PATCH")) == 3
+    assert len(fake_pipedrive(pipedrive).calls("PATCH")) == 3
     assert [e["attempt"] for e in logs if e["event"] == "crm_retry"] == [2, 3]
     (rpc,) = [e for e in logs if e["event"] == "rpc"]
     assert rpc["crm_retries"] == 2
-    assert "two" in fake(pipedrive).record_body(first.log_id)
+    assert "two" in fake_pipedrive(pipedrive).record_body(first.log_id)
 
 
 async def test_a_create_is_not_repeated_after_a_reply_that_may_have_created_it(pipedrive: Harness) -> None:
-    fake(pipedrive).inject(Fault(status=502, body={"success": False}, method="POST", path_pattern=WRITES))
+    fake_pipedrive(pipedrive).inject(
+        Fault(status=502, body={"success": False}, method="POST", path_pattern=WRITES)
+    )
 
     status = await pipedrive.add_error(add_request("pipedrive", sms("m1")))
 
     assert status.code == grpc.StatusCode.UNAVAILABLE
     assert status.reason == "CRM_UNAVAILABLE"
-    assert len(fake(pipedrive).calls("POST", WRITES)) == 1
+    assert len(fake_pipedrive(pipedrive).calls("POST", WRITES)) == 1
 
 
 async def test_a_create_is_repeated_after_a_rate_limit_with_a_short_retry_after(pipedrive: Harness) -> None:
-    fake(pipedrive).inject(
+    fake_pipedrive(pipedrive).inject(
         Fault(
             status=429,
             body={"success": False},
@@ -72,12 +68,12 @@ async def test_a_create_is_repeated_after_a_rate_limit_with_a_short_retry_after(
 
     assert response.outcome == pb.LOG_OUTCOME_CREATED
     assert time.monotonic() - started >= 1.0  # Retry-After was honoured
-    assert len(fake(pipedrive).calls("POST", WRITES)) == 2
-    assert len(fake(pipedrive).activities) == 1
+    assert len(fake_pipedrive(pipedrive).calls("POST", WRITES)) == 2
+    assert len(fake_pipedrive(pipedrive).activities) == 1
 
 
 async def test_a_long_retry_after_goes_back_to_the_caller_at_once(pipedrive: Harness) -> None:
-    fake(pipedrive).inject(
+    fake_pipedrive(pipedrive).inject(
         Fault(status=429, body={"success": False}, headers={"Retry-After": "30"}, path_pattern=WRITES)
     )
     started = time.monotonic()
@@ -92,7 +88,7 @@ async def test_a_long_retry_after_goes_back_to_the_caller_at_once(pipedrive: Har
 
 
 async def test_retries_stop_before_the_callers_deadline(pipedrive: Harness) -> None:
-    fake(pipedrive).inject(Fault(status=503, body={"success": False}, method="PATCH"), times=10)
+    fake_pipedrive(pipedrive).inject(Fault(status=503, body={"success": False}, method="PATCH"), times=10)
     await pipedrive.add(add_request("pipedrive", sms("m1")))
     started = time.monotonic()
 
@@ -101,7 +97,7 @@ async def test_retries_stop_before_the_callers_deadline(pipedrive: Harness) -> N
 
     assert time.monotonic() - started < 1.5
     assert raised.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-    retries = fake(pipedrive).calls("PATCH")[1:]
+    retries = fake_pipedrive(pipedrive).calls("PATCH")[1:]
     # No retry starts with less than RetryPolicy.min_attempt_seconds (0.5 s) of the 0.6 s left.
     assert all(r.received_at <= started + 0.6 - 0.5 + 0.05 for r in retries)
 

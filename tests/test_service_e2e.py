@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -12,22 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from messagelog.v1 import message_log_pb2 as pb
 from structlog.testing import capture_logs
 
-from tests.conftest import Harness
-from tests.fakes.pipedrive import FakePipedrive
+from tests.conftest import Harness, fake_pipedrive
 from tests.helpers import CONTACT_PHONE, add_request, sms, update_request
-
-AUTH = "Bearer pd-token"
-
-
-@pytest.fixture
-async def pipedrive(make_harness: Callable[..., Any]) -> AsyncIterator[Harness]:
-    async with make_harness(FakePipedrive(), AUTH) as harness:
-        yield harness
-
-
-def fake(h: Harness) -> FakePipedrive:
-    assert isinstance(h.fake, FakePipedrive)
-    return h.fake
 
 
 async def test_three_sms_of_one_day_make_one_activity_with_one_create_and_two_appends(
@@ -46,7 +32,7 @@ async def test_three_sms_of_one_day_make_one_activity_with_one_create_and_two_ap
 
     assert outcomes == [pb.LOG_OUTCOME_CREATED, pb.LOG_OUTCOME_APPENDED, pb.LOG_OUTCOME_APPENDED]
     assert repeated.outcome == pb.LOG_OUTCOME_ALREADY_LOGGED
-    activities = fake(pipedrive).activities
+    activities = fake_pipedrive(pipedrive).activities
     assert len(activities) == 1
     (activity,) = activities.values()
     assert activity["deal_id"] == 77
@@ -59,7 +45,7 @@ async def test_three_sms_of_one_day_make_one_activity_with_one_create_and_two_ap
     for time_shown in ("at 9:00 AM EST", "at 9:05 AM EST", "at 9:09 AM EST"):  # New York, not UTC
         assert time_shown in note
     assert "Alice Agent" in note  # the outbound sender, from users/me
-    calls = [(r.method, r.path) for r in fake(pipedrive).requests]
+    calls = [(r.method, r.path) for r in fake_pipedrive(pipedrive).requests]
     assert calls.count(("POST", "/api/v2/activities")) == 1
     assert calls.count(("PATCH", f"/api/v2/activities/{activity['id']}")) == 2
     # Lookups are cached per account: one activity-type list and one users/me for the whole day.
@@ -70,13 +56,13 @@ async def test_three_sms_of_one_day_make_one_activity_with_one_create_and_two_ap
 async def test_concurrent_calls_for_one_conversation_day_make_one_record_holding_every_message(
     pipedrive: Harness,
 ) -> None:
-    fake(pipedrive).reply_delay = 0.02
+    fake_pipedrive(pipedrive).reply_delay = 0.02
     messages = [sms(f"m{i:02d}", f"2026-11-20T15:{i:02d}:00Z", f"message number {i:02d}") for i in range(20)]
     # Every message twice, all at once: duplicates race their originals.
     calls = [pipedrive.add(add_request("pipedrive", m)) for m in messages + messages]
     responses = await asyncio.gather(*calls)
 
-    activities = fake(pipedrive).activities
+    activities = fake_pipedrive(pipedrive).activities
     assert len(activities) == 1
     (activity,) = activities.values()
     assert {r.log_id for r in responses} == {str(activity["id"])}
@@ -110,7 +96,7 @@ async def test_the_digest_day_is_the_users_local_day(
     assert (a.log_id == b.log_id) is same_day
     assert (a.local_date == b.local_date) is same_day
     if same_day:
-        note = fake(pipedrive).activities[int(a.log_id)]["note"]
+        note = fake_pipedrive(pipedrive).activities[int(a.log_id)]["note"]
         assert "at 1:30 AM EST" in note
         assert "at 3:30 AM EDT" in note
 
@@ -122,7 +108,7 @@ async def test_a_fixed_offset_is_used_when_no_time_zone_is_given(pipedrive: Harn
     response = await pipedrive.add(request)
 
     assert response.local_date == "2026-11-21"
-    assert "at 1:30 AM UTC+05:30" in fake(pipedrive).activities[int(response.log_id)]["note"]
+    assert "at 1:30 AM UTC+05:30" in fake_pipedrive(pipedrive).activities[int(response.log_id)]["note"]
 
 
 async def test_group_conversation_is_logged_once_per_contact(pipedrive: Harness) -> None:
@@ -132,7 +118,7 @@ async def test_group_conversation_is_logged_once_per_contact(pipedrive: Harness)
 
     assert first.outcome == second.outcome == pb.LOG_OUTCOME_CREATED
     assert first.log_id != second.log_id
-    assert {a["person_id"] for a in fake(pipedrive).activities.values()} == {42, 43}
+    assert {a["person_id"] for a in fake_pipedrive(pipedrive).activities.values()} == {42, 43}
 
 
 async def test_markup_and_structure_in_a_message_cannot_garble_the_digest(pipedrive: Harness) -> None:
@@ -140,7 +126,7 @@ async def test_markup_and_structure_in_a_message_cannot_garble_the_digest(pipedr
     await pipedrive.add(add_request("pipedrive", sms("m1", "2026-11-20T14:00:00Z", hostile)))
     response = await pipedrive.add(add_request("pipedrive", sms("m2", "2026-11-20T14:01:00Z", "after")))
 
-    note = fake(pipedrive).activities[int(response.log_id)]["note"]
+    note = fake_pipedrive(pipedrive).activities[int(response.log_id)]["note"]
     assert "<script>" not in note
     assert "&lt;script&gt;" in note
     assert "\u202e" not in note
@@ -154,7 +140,7 @@ async def test_update_message_log_for_an_unknown_log_id_is_not_found(pipedrive: 
 
     assert status.code == grpc.StatusCode.NOT_FOUND
     assert status.reason == "LOG_NOT_FOUND"
-    assert fake(pipedrive).requests == []
+    assert fake_pipedrive(pipedrive).requests == []
 
 
 @pytest.mark.parametrize(
@@ -211,7 +197,7 @@ async def test_invalid_input_is_invalid_argument_naming_the_field_and_sends_noth
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
     assert status.reason == reason
     assert field in status.fields
-    assert fake(pipedrive).requests == []
+    assert fake_pipedrive(pipedrive).requests == []
 
 
 async def test_logs_have_one_line_per_rpc_and_never_credentials_or_message_text(pipedrive: Harness) -> None:
