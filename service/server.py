@@ -160,7 +160,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
     except SettingsError as exc:
         raise StartupError(str(exc)) from None
     store = await _open_store(settings)
-    http = http_client(trusted)
+    http = http_client(trusted, settings.http_transport)
     try:
         registry = AdapterRegistry(settings, http)
         digests = DigestLogger(
