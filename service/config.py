@@ -69,7 +69,7 @@ class Settings:
     caller_crms: Mapping[str, frozenset[str]] = field(default_factory=dict)
     max_concurrent_calls_per_caller: int = 64
     log_phone_numbers: str = "masked"
-    # The HTTP transport under the httpx API adapters use: "aiohttp" (httpx-aiohttp) or "httpx" (httpcore).
+    # The HTTP transport under the httpx API adapters use: "aiohttp" or "httpx" (httpcore).
     http_transport: str = "aiohttp"
     # Digests (and their messages) whose local day is this many days old are purged once fully logged.
     retention_days: int = 35

@@ -22,8 +22,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
+from service.aiohttp_transport import AiohttpTransport
 from service.errors import CrmBadResponse, HostNotAllowed
 
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -137,15 +137,13 @@ class _CappedStream(httpx.AsyncByteStream):
 def http_client(trusted: Iterable[Origin], transport: str = "aiohttp") -> httpx.AsyncClient:
     """The pooled client adapters share; TLS is always verified.
 
-    Under the same httpx API and the same guard, "aiohttp" sends through aiohttp's connection pool:
-    httpcore's pool loses most of its throughput and its p99 goes past 100 ms with a few dozen
-    requests in flight (encode/httpx#3215); `make bench` measures both (instant and instant-httpx).
-    The guard's checked address reaches aiohttp as the URL's host and the name as its SNI and Host
-    header, as with httpcore."""
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    Under the same httpx API and the same guard, "aiohttp" sends through aiohttp's connection pool
+    (see service/aiohttp_transport.py). The guard's checked address reaches it as the URL's host,
+    and the name as its SNI and Host header, as with httpcore."""
     inner: httpx.AsyncBaseTransport
     if transport == "aiohttp":
-        inner = AiohttpTransport(verify=True, trust_env=False, limits=limits)
+        inner = AiohttpTransport(ssl_context=httpx.create_ssl_context(verify=True), max_connections=200)
     else:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         inner = httpx.AsyncHTTPTransport(verify=True, limits=limits)
     return httpx.AsyncClient(transport=GuardedTransport(inner, trusted=trusted), follow_redirects=False)
