@@ -28,6 +28,7 @@ from service.config import Settings, SettingsError
 from service.digest import DigestLogger
 from service.errors import StoreUnavailable
 from service.outbound import http_client, origin
+from service.retention import purge_periodically
 from service.servicer import MessageLogServicer
 from service.store import Store, open_store
 
@@ -194,9 +195,12 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
         await server.start()
         for name in ("", SERVICE_NAME):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        purger = asyncio.create_task(purge_periodically(store, settings.retention_days))
         try:
             yield RunningServer(port=port, server=server, health=health_servicer, store=store)
         finally:
+            purger.cancel()
+            await asyncio.wait([purger])
             await health_servicer.enter_graceful_shutdown()
             await server.stop(settings.shutdown_grace_seconds)
             await digests.drain()

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from functools import wraps
 from pathlib import Path
@@ -444,6 +445,36 @@ class Store:
                     messages.c.state == MessageState.PENDING.value,
                 )
             )
+
+        return await self._in_transaction(work)
+
+    @_guard
+    async def purge(self, before: date, batch: int = 1000) -> int:
+        """Deletes up to `batch` digests of days before `before` whose every message is logged and
+        that nobody is writing, with their messages; returns how many digests went."""
+        now = _now_ms()
+        pending = sa.exists().where(
+            messages.c.digest_id == digests.c.id, messages.c.state == MessageState.PENDING.value
+        )
+
+        def work(conn: Connection) -> int:
+            ids = (
+                conn.execute(
+                    sa.select(digests.c.id)
+                    .where(
+                        digests.c.local_date < before.isoformat(),
+                        sa.or_(digests.c.lease_owner.is_(None), digests.c.lease_expires_ms < now),
+                        ~pending,
+                    )
+                    .limit(batch)
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                conn.execute(sa.delete(messages).where(messages.c.digest_id.in_(ids)))
+                conn.execute(sa.delete(digests).where(digests.c.id.in_(ids)))
+            return len(ids)
 
         return await self._in_transaction(work)
 
