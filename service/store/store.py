@@ -191,34 +191,35 @@ class Store:
         """Files the message under its thread's digest for the day, creating the digest row if needed."""
         now = _now_ms()
 
+        find = sa.select(digests.c.id, digests.c.crm_log_id).where(
+            digests.c.scope == request.scope,
+            digests.c.thread_key == request.thread_key,
+            digests.c.local_date == request.local_date.isoformat(),
+        )
+
         def work(conn: Connection) -> ClaimedMessage:
-            conn.execute(
-                self._insert(digests)
-                .values(
-                    scope=request.scope,
-                    thread_key=request.thread_key,
-                    local_date=request.local_date.isoformat(),
-                    kind=request.kind.value,
-                    crm=request.crm,
-                    account_host=request.account[:253],
-                    crm_user_id=request.user.id,
-                    contact_id=request.contact.id,
-                    ref=secrets.token_hex(6),
-                    created_ms=now,
-                    updated_ms=now,
-                )
-                .on_conflict_do_nothing(index_elements=["scope", "thread_key", "local_date"])
-            )
-            digest_id = (
+            # Look first: every message but a day's first finds its digest, with one statement.
+            digest = conn.execute(find).one_or_none()
+            if digest is None:
                 conn.execute(
-                    sa.select(digests.c.id).where(
-                        digests.c.scope == request.scope,
-                        digests.c.thread_key == request.thread_key,
-                        digests.c.local_date == request.local_date.isoformat(),
+                    self._insert(digests)
+                    .values(
+                        scope=request.scope,
+                        thread_key=request.thread_key,
+                        local_date=request.local_date.isoformat(),
+                        kind=request.kind.value,
+                        crm=request.crm,
+                        account_host=request.account[:253],
+                        crm_user_id=request.user.id,
+                        contact_id=request.contact.id,
+                        ref=secrets.token_hex(6),
+                        created_ms=now,
+                        updated_ms=now,
                     )
+                    .on_conflict_do_nothing(index_elements=["scope", "thread_key", "local_date"])
                 )
-            ).scalar_one()
-            return self._file_message(conn, request, digest_id, owner, now)
+                digest = conn.execute(find).one()
+            return self._file_message(conn, request, digest.id, digest.crm_log_id, owner, now)
 
         return await self._in_transaction(work)
 
@@ -228,28 +229,32 @@ class Store:
         now = _now_ms()
 
         def work(conn: Connection) -> ClaimedMessage:
-            digest_id = (
-                conn.execute(
-                    sa.select(digests.c.id)
-                    .where(digests.c.scope == request.scope, digests.c.crm_log_id == request.log_id)
-                    .order_by(digests.c.id.desc())
-                    .limit(1)
-                )
-            ).scalar()
-            if digest_id is None:
+            digest = conn.execute(
+                sa.select(digests.c.id, digests.c.crm_log_id)
+                .where(digests.c.scope == request.scope, digests.c.crm_log_id == request.log_id)
+                .order_by(digests.c.id.desc())
+                .limit(1)
+            ).one_or_none()
+            if digest is None:
                 raise LogNotFound(
                     f"no {request.crm} record {request.log_id!r} was logged by this service"
                     " for this user and contact"
                 )
-            return self._file_message(conn, request, digest_id, owner, now)
+            return self._file_message(conn, request, digest.id, digest.crm_log_id, owner, now)
 
         return await self._in_transaction(work)
 
     def _file_message(
-        self, conn: Connection, request: LogRequest, digest_id: int, owner: str, now: int
+        self,
+        conn: Connection,
+        request: LogRequest,
+        digest_id: int,
+        crm_log_id: str | None,
+        owner: str,
+        now: int,
     ) -> ClaimedMessage:
         entry = request.entry
-        conn.execute(
+        filed = conn.execute(
             self._insert(messages)
             .values(
                 scope=request.scope,
@@ -263,6 +268,9 @@ class Store:
             )
             .on_conflict_do_nothing(index_elements=["scope", "message_id"])
         )
+        if filed.rowcount == 1:
+            # New, so pending and this call's, in the digest read in this transaction.
+            return ClaimedMessage(digest_id, crm_log_id, MessageState.PENDING, None, owned=True)
         claimed = self._message(conn, request.scope, entry.message_id, owner)
         assert claimed is not None  # inserted or already there, in this transaction
         return claimed
