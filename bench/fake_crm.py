@@ -2,8 +2,9 @@
 
     python -m bench.fake_crm --port 18090 --delay 0.1 --burst-limit 480
 
-It answers like tests/fakes/pipedrive.py (with every request's reply delayed by --delay seconds and
-Pipedrive's 2-second burst limit per token) and counts what it served: GET /__stats returns
+It answers like tests/fakes/pipedrive.py, with every request's reply delayed by --delay seconds, and
+takes any `Bearer pd-token-<company>` token with Pipedrive's 2-second burst limit per token (each
+company has its own). It counts what it served: GET /__stats returns
 {"requests": {"<METHOD> <route>": n}, "rate_limited": n}; POST /__reset zeroes the counts. Neither
 is counted nor rate limited. Requests are counted, not kept, so a long run does not grow its memory.
 """
@@ -15,6 +16,7 @@ import asyncio
 import re
 import signal
 import sys
+import time
 from collections import Counter
 
 from tests.fakes.base import FakeRequest, FakeResponse, Fault
@@ -28,6 +30,19 @@ class CountingPipedrive(FakePipedrive):
         super().__init__(burst_limit=burst_limit)
         self.reply_delay = reply_delay
         self.counts: Counter[str] = Counter()
+        # The base fake keeps one burst window; here each token (company) has its own.
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def authorize(self, request: FakeRequest) -> FakeResponse | None:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not token.startswith("pd-token"):
+            return super().authorize(request)
+        self.tokens.add(token)
+        self._window_start, self._window_count = self._windows.get(token, (time.monotonic(), 0))
+        try:
+            return super().authorize(request)
+        finally:
+            self._windows[token] = (self._window_start, self._window_count)
 
     async def handle(self, request: FakeRequest) -> FakeResponse | Fault:
         if request.path == "/__stats":

@@ -33,7 +33,6 @@ from messagelog.v1 import message_log_pb2 as pb
 from messagelog.v1 import message_log_service_pb2 as service_pb
 from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
 
-AUTH = (("crm-authorization", "Bearer pd-token"),)
 # Channels per target: HTTP/2 pins a connection to one server thread of work, so a few spread it.
 CHANNELS_PER_TARGET = 4
 # Yesterday afternoon in New York: inside any retention window, and one local day for every conversation.
@@ -47,6 +46,12 @@ class Load:
     accounts: int
     run_id: str
     by_conversation: bool
+
+    def call(self, i: int) -> tuple[service_pb.AddMessageLogRequest, tuple[tuple[str, str], ...]]:
+        """Message i, and the call metadata: each company has its own Pipedrive token."""
+        request = self.request(i)
+        token = f"Bearer pd-token-{request.user.hostname.split('.')[0]}"
+        return request, (("crm-authorization", token),)
 
     def request(self, i: int) -> service_pb.AddMessageLogRequest:
         if self.by_conversation:
@@ -158,7 +163,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 delay = due - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                call = log_stubs[i % len(log_stubs)].AddMessageLog(load.request(i), metadata=AUTH, timeout=60)
+                request, metadata = load.call(i)
+                call = log_stubs[i % len(log_stubs)].AddMessageLog(request, metadata=metadata, timeout=60)
                 task = asyncio.create_task(_timed(stats, due, call))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
@@ -169,11 +175,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             async def worker(n: int) -> None:
                 stub = log_stubs[n % len(log_stubs)]
                 for i in cursor:
-                    await _timed(
-                        stats,
-                        time.perf_counter(),
-                        stub.AddMessageLog(load.request(i), metadata=AUTH, timeout=60),
-                    )
+                    request, metadata = load.call(i)
+                    call = stub.AddMessageLog(request, metadata=metadata, timeout=60)
+                    await _timed(stats, time.perf_counter(), call)
 
             await asyncio.gather(*(worker(n) for n in range(args.concurrency)))
         return stats.report(time.perf_counter() - started)
