@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test proto lint typecheck check pytest clean lock backfill-demo audit chaos
+.PHONY: run test proto lint typecheck check pytest clean lock backfill-demo audit chaos bench
 
 $(STAMP): pyproject.toml clients/pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ audit: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos.run --processes 3 --callers 20 --messages 10000 --conversations 200 \
 		--fault-rate 0.1 --kills 5
+
+# Throughput, latency, CRM calls and CPU per message against this machine's gRPC ceiling
+# (bench/run.py); writes bench/results.md. A benchmark, not a test: a few minutes, machine-dependent.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
 
 # Rewrites requirements.lock from what the current .venv resolved; run after changing a pin.
 lock: $(STAMP)

@@ -73,6 +73,10 @@ class Settings:
     caller_crms: Mapping[str, frozenset[str]] = field(default_factory=dict)
     max_concurrent_calls_per_caller: int = 64
     log_phone_numbers: str = "masked"
+    # The HTTP transport under the httpx API adapters use: "aiohttp" or "httpx" (httpcore).
+    http_transport: str = "aiohttp"
+    # Digests (and their messages) whose local day is this many days old are purged once fully logged.
+    retention_days: int = 35
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -113,6 +117,10 @@ class Settings:
                 maximum=100_000,
             ),
             log_phone_numbers=env.get("MESSAGELOG_LOG_PHONE_NUMBERS", cls.log_phone_numbers).lower(),
+            http_transport=env.get("MESSAGELOG_HTTP_TRANSPORT", cls.http_transport).lower(),
+            retention_days=_int(
+                env, "MESSAGELOG_RETENTION_DAYS", cls.retention_days, minimum=2, maximum=36_500
+            ),
             environ=env,
         )
         if settings.log_level not in {"debug", "info", "warning", "error"}:
@@ -122,6 +130,10 @@ class Settings:
         if settings.log_format not in {"auto", "json", "console"}:
             raise SettingsError(
                 f"MESSAGELOG_LOG_FORMAT must be auto, json or console, not {settings.log_format!r}"
+            )
+        if settings.http_transport not in {"aiohttp", "httpx"}:
+            raise SettingsError(
+                f"MESSAGELOG_HTTP_TRANSPORT must be aiohttp or httpx, not {settings.http_transport!r}"
             )
         if settings.log_phone_numbers not in {"masked", "full"}:
             raise SettingsError(

@@ -32,7 +32,7 @@ from service.errors import AccountOverloaded, CrmError, CrmRecordNotFound, Diges
 from service.limits import RETRY_AFTER_SECONDS, ConcurrencyLimit
 from service.model import LogRequest, Outcome
 from service.render import DigestView, RenderedRecord, fingerprint, ref_marker, render
-from service.store import ClaimedMessage, MessageState, Store, StoredDigest
+from service.store import ClaimedMessage, Leased, MessageState, Store, StoredDigest
 
 log = structlog.get_logger("messagelog.digest")
 
@@ -78,15 +78,14 @@ class DigestLogger:
             return _finished(claimed)
         lock = self._local_lock(claimed.digest_id)
         try:
-            await self._take_turn(lock, claimed.digest_id, owner, deadline)
+            leased = await self._take_turn(lock, request, claimed.digest_id, owner, deadline)
         except BaseException:
             await asyncio.shield(self._store.withdraw(request.scope, request.entry.message_id, owner))
             raise
         # From here the lease is ours and only the task releases it, after the CRM write and its
         # recording are complete, even if the caller goes away meanwhile.
-        task = asyncio.create_task(
-            self._write_holding_lease(request, adapter, claimed.digest_id, owner, lock, deadline)
-        )
+        turn = _Turn(claimed.digest_id, owner, lock)
+        task = asyncio.create_task(self._write_holding_lease(request, adapter, turn, leased, deadline))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return await asyncio.shield(task)
@@ -108,8 +107,11 @@ class DigestLogger:
             self._local_locks[digest_id] = lock
         return lock
 
-    async def _take_turn(self, lock: asyncio.Lock, digest_id: int, owner: str, deadline: float) -> None:
-        """Waits for this process's earlier calls on the digest, then for other processes' lease."""
+    async def _take_turn(
+        self, lock: asyncio.Lock, request: LogRequest, digest_id: int, owner: str, deadline: float
+    ) -> Leased:
+        """Waits for this process's earlier calls on the digest, then for other processes' lease;
+        returns what the lease holder reads (in the lease's own transaction)."""
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 await lock.acquire()
@@ -117,7 +119,12 @@ class DigestLogger:
             raise DigestBusy("another call is writing this digest; retry shortly") from None
         try:
             pause = _POLL_FIRST_SECONDS
-            while not await self._store.try_lease(digest_id, owner, self._lease_ms):
+            while True:
+                leased = await self._store.lease_and_load(
+                    digest_id, owner, self._lease_ms, request.scope, request.entry.message_id
+                )
+                if leased is not None:
+                    return leased
                 if deadline - time.monotonic() <= pause:
                     raise DigestBusy("another server is writing this digest; retry shortly")
                 await asyncio.sleep(pause)
@@ -127,38 +134,40 @@ class DigestLogger:
             raise
 
     async def _write_holding_lease(
+        self, request: LogRequest, adapter: HttpCrmAdapter, turn: _Turn, leased: Leased, deadline: float
+    ) -> LogResult:
+        turn.renewer = asyncio.create_task(self._renew(turn.digest_id, turn.owner))
+        try:
+            current, digest = leased.message, leased.digest
+            if current is None:
+                # The call that first handed this message over failed and withdrew it: file it again.
+                current = await self._claim(request, turn.owner)
+            if current.state is MessageState.LOGGED:
+                return _finished(current)
+            if digest is None:
+                digest = await self._store.load(current.digest_id)
+            try:
+                return await self._write(request, adapter, current, digest, turn, deadline)
+            except BaseException:
+                await self._store.withdraw(request.scope, request.entry.message_id, turn.owner)
+                raise
+        finally:
+            await turn.stop_renewing()
+            try:
+                if not turn.released:
+                    await self._store.release_lease(turn.digest_id, turn.owner)
+            finally:
+                turn.lock.release()
+
+    async def _write(
         self,
         request: LogRequest,
         adapter: HttpCrmAdapter,
-        digest_id: int,
-        owner: str,
-        lock: asyncio.Lock,
+        message: ClaimedMessage,
+        digest: StoredDigest,
+        turn: _Turn,
         deadline: float,
     ) -> LogResult:
-        renewer = asyncio.create_task(self._renew(digest_id, owner))
-        try:
-            current = await self._store.message(request.scope, request.entry.message_id, owner)
-            if current is None:
-                # The call that first handed this message over failed and withdrew it: file it again.
-                current = await self._claim(request, owner)
-            if current.state is MessageState.LOGGED:
-                return _finished(current)
-            try:
-                return await self._write(request, adapter, current, deadline)
-            except BaseException:
-                await self._store.withdraw(request.scope, request.entry.message_id, owner)
-                raise
-        finally:
-            renewer.cancel()
-            try:
-                await self._store.release_lease(digest_id, owner)
-            finally:
-                lock.release()
-
-    async def _write(
-        self, request: LogRequest, adapter: HttpCrmAdapter, message: ClaimedMessage, deadline: float
-    ) -> LogResult:
-        digest = await self._store.load(message.digest_id)
         call = _crm_call(request, deadline)
         unsettled = (digest.settle_until_ms or 0) / 1000 - time.time()
         if unsettled > 0:
@@ -174,7 +183,12 @@ class DigestLogger:
                 # Unanswered: the CRM may apply it late, after a newer write, and undo that one.
                 await self._store.unsettled_until(digest.id, int((time.time() + self._settle_seconds) * 1000))
             raise
-        await self._store.record_written(digest.id, log_id, digest.pending_ids, via, fingerprint(written))
+        # The renewer must not take the lease back once the recording below has ended it.
+        await turn.stop_renewing()
+        await self._store.record_written(
+            digest.id, log_id, digest.pending_ids, via, fingerprint(written), turn.owner
+        )
+        turn.released = True
         if request.entry.message_id not in digest.pending_ids:
             raise RuntimeError("the message being logged was not pending in its digest")
         if not message.owned:
@@ -270,6 +284,24 @@ def _render(
         first_time=first,
     )
     return render(view, adapter.body_format)
+
+
+@dataclass
+class _Turn:
+    """A digest's lease held by one call: its in-process lock, its renewer, and whether it has ended."""
+
+    digest_id: int
+    owner: str
+    lock: asyncio.Lock
+    renewer: asyncio.Task[None] | None = None
+    released: bool = False
+
+    async def stop_renewing(self) -> None:
+        if self.renewer is not None:
+            self.renewer.cancel()
+            # wait, not await: the renewer's cancellation is no error, the caller's own would be.
+            await asyncio.wait([self.renewer])
+            self.renewer = None
 
 
 def _crm_call(request: LogRequest, deadline: float) -> CrmCall:

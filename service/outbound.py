@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import httpx
 
+from service.aiohttp_transport import AiohttpTransport
 from service.errors import CrmBadResponse, HostNotAllowed
 
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -133,9 +134,16 @@ class _CappedStream(httpx.AsyncByteStream):
         await self._response.aclose()
 
 
-def http_client(trusted: Iterable[Origin]) -> httpx.AsyncClient:
-    """The pooled client adapters share; TLS is always verified."""
-    inner = httpx.AsyncHTTPTransport(
-        verify=True, limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
-    )
+def http_client(trusted: Iterable[Origin], transport: str = "aiohttp") -> httpx.AsyncClient:
+    """The pooled client adapters share; TLS is always verified.
+
+    Under the same httpx API and the same guard, "aiohttp" sends through aiohttp's connection pool
+    (see service/aiohttp_transport.py). The guard's checked address reaches it as the URL's host,
+    and the name as its SNI and Host header, as with httpcore."""
+    inner: httpx.AsyncBaseTransport
+    if transport == "aiohttp":
+        inner = AiohttpTransport(ssl_context=httpx.create_ssl_context(verify=True), max_connections=200)
+    else:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        inner = httpx.AsyncHTTPTransport(verify=True, limits=limits)
     return httpx.AsyncClient(transport=GuardedTransport(inner, trusted=trusted), follow_redirects=False)

@@ -29,6 +29,7 @@ from service.digest import DigestLogger
 from service.errors import StoreUnavailable
 from service.grpc_handlers import with_behavior
 from service.outbound import http_client, origin
+from service.retention import purge_periodically
 from service.servicer import MessageLogServicer
 from service.store import Store, open_store
 
@@ -196,7 +197,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
     except SettingsError as exc:
         raise StartupError(str(exc)) from None
     store = await _open_store(settings)
-    http = http_client(trusted)
+    http = http_client(trusted, settings.http_transport)
     try:
         registry = AdapterRegistry(settings, http)
         digests = DigestLogger(
@@ -233,6 +234,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             watcher = asyncio.create_task(
                 _follow_store(store, health_servicer, settings.health_check_seconds)
             )
+            purger = asyncio.create_task(purge_periodically(store, settings.retention_days))
             try:
                 yield RunningServer(
                     port=port,
@@ -242,7 +244,9 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                     metrics_port=endpoint.port if endpoint else None,
                 )
             finally:
-                watcher.cancel()
+                for task in (watcher, purger):
+                    task.cancel()
+                await asyncio.wait([watcher, purger])
                 await health_servicer.enter_graceful_shutdown()
                 await server.stop(settings.shutdown_grace_seconds)
                 await digests.drain()

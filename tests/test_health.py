@@ -73,9 +73,9 @@ async def test_a_store_that_hangs_is_not_serving_until_it_answers(make_harness: 
     async with make_harness(FakePipedrive(), AUTH, **FAST_CHECKS) as h:
         assert await statuses(h) == (SERVING, SERVING)
         # The SQLite store has one connection; while it is held, a ping waits past its interval.
-        held = await h.server.store._engine.connect()
+        held = h.server.store._engine.connect()
         try:
             await becomes(h, NOT_SERVING)
         finally:
-            await held.close()
+            held.close()
         await becomes(h, SERVING)

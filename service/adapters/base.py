@@ -15,7 +15,7 @@ import random
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,6 +94,29 @@ class TtlCache(Generic[K, V]):
         self._ttl = ttl_seconds
         self._max = max_entries
         self._items: dict[K, tuple[float, V]] = {}
+        self._fetching: dict[K, asyncio.Task[V]] = {}
+
+    async def get_or_fetch(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
+        """The cached value, else fetch()'s, fetched once for all the calls that ask meanwhile: a
+        burst of an account's first calls would otherwise each spend a CRM request on it."""
+        value = self.get(key)
+        if value is not None:
+            return value
+        shared = self._fetching.get(key)
+        if shared is not None:
+            try:
+                return await asyncio.shield(shared)
+            except Exception:  # noqa: S110 (the first asker's credentials or deadline; try with ours)
+                pass
+        own = asyncio.ensure_future(fetch())
+        self._fetching[key] = own
+        try:
+            value = await asyncio.shield(own)
+        finally:
+            if self._fetching.get(key) is own:
+                del self._fetching[key]
+        self.put(key, value)
+        return value
 
     def get(self, key: K) -> V | None:
         item = self._items.get(key)
@@ -181,15 +204,14 @@ class HttpCrmAdapter(ABC):
         lookup = self.user_lookup
         if call.user.name or lookup is None:
             return call.user.name
-        key = (self.account_key(call), call.user.id)
-        name = self._user_names.get(key)
-        if name is None:
+
+        async def fetch() -> str:
             body = await self.request(
                 call, "GET", lookup.path, params=lookup.params, operation="get_current_user"
             )
-            name = str(field_at(body, *lookup.name_at))
-            self._user_names.put(key, name)
-        return name
+            return str(field_at(body, *lookup.name_at))
+
+        return await self._user_names.get_or_fetch((self.account_key(call), call.user.id), fetch)
 
     def account_url(self, call: CrmCall) -> str:
         """The CRM account's API root for this call."""

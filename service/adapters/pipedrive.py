@@ -114,11 +114,9 @@ class PipedriveAdapter(HttpCrmAdapter):
         )
 
     async def _activity_type(self, call: CrmCall) -> str:
-        key_string = self._activity_types.get(call.user.hostname)
-        if key_string is None:
+        async def fetch() -> str:
             body = await self.request(call, "GET", "/v1/activityTypes", operation="list_activity_types")
             types = field_at(body, "data")
-            key_string = "call"
             for item in types if isinstance(types, list) else []:
                 if (
                     isinstance(item, dict)
@@ -128,10 +126,10 @@ class PipedriveAdapter(HttpCrmAdapter):
                         or str(item.get("name", "")).lower() == "sms"
                     )
                 ):
-                    key_string = str(item["key_string"])
-                    break
-            self._activity_types.put(call.user.hostname, key_string)
-        return key_string
+                    return str(item["key_string"])
+            return "call"
+
+        return await self._activity_types.get_or_fetch(call.user.hostname, fetch)
 
     @staticmethod
     def _links(call: CrmCall) -> dict[str, Any]:

@@ -49,6 +49,7 @@ digests = sa.Table(
     sa.Column("updated_ms", sa.BigInteger(), nullable=False),
     sa.UniqueConstraint("scope", "thread_key", "local_date", name="uq_digests_thread_day"),
     sa.Index("ix_digests_crm_log_id", "scope", "crm_log_id"),
+    sa.Index("ix_digests_local_date", "local_date"),
 )
 
 # One row per message handed to the service; a message id is logged once per scope.

@@ -3,15 +3,23 @@
 Every operation is one short transaction; no transaction is held open across a CRM call. Writes
 to one digest are serialized by a lease row-update that works the same on SQLite and PostgreSQL,
 so several server processes can share one PostgreSQL database.
+
+Each operation is written once, as a function of a synchronous connection, and runs as one unit:
+on PostgreSQL through SQLAlchemy's run_sync on the asyncpg connection; on SQLite on a thread of
+its own with the standard sqlite3 driver, so a whole transaction costs one hand-over between
+threads (over aiosqlite every statement, cursor and fetch was one, which made the store the
+bottleneck of the whole service: `make bench`, instant scenario).
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from functools import wraps
 from pathlib import Path
@@ -22,9 +30,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service import metrics
 from service.config import SettingsError
@@ -76,6 +84,93 @@ class StoredDigest:
     pending_ids: list[str]
 
 
+@dataclass(frozen=True)
+class Leased:
+    """What the lease holder finds: its message (None if its first caller withdrew it) and, when
+    the message still waits for a write, the digest to write."""
+
+    message: ClaimedMessage | None
+    digest: StoredDigest | None
+
+
+# The statements of the per-message path, built once: building a statement anew for every call
+# cost the store's thread about as much as executing it (`make bench`, instant scenario).
+_B = sa.bindparam
+_FIND_DIGEST = sa.select(digests.c.id, digests.c.crm_log_id).where(
+    digests.c.scope == _B("scope"),
+    digests.c.thread_key == _B("thread_key"),
+    digests.c.local_date == _B("local_date"),
+)
+_FIND_MESSAGE = (
+    sa.select(
+        messages.c.digest_id, messages.c.state, messages.c.logged_via, messages.c.owner, digests.c.crm_log_id
+    )
+    .join(digests, digests.c.id == messages.c.digest_id)
+    .where(messages.c.scope == _B("scope"), messages.c.message_id == _B("message_id"))
+)
+_TAKE_LEASE = (
+    sa.update(digests)
+    .where(
+        digests.c.id == _B("digest"),
+        sa.or_(
+            digests.c.lease_owner.is_(None),
+            digests.c.lease_owner == _B("owner"),
+            digests.c.lease_expires_ms < _B("now"),
+        ),
+    )
+    .values(lease_owner=_B("owner"), lease_expires_ms=_B("expires"))
+)
+_RELEASE_LEASE = (
+    sa.update(digests)
+    .where(digests.c.id == _B("digest"), digests.c.lease_owner == _B("owner"))
+    .values(lease_owner=None, lease_expires_ms=None)
+)
+_LOAD_DIGEST = sa.select(
+    digests.c.crm_log_id,
+    digests.c.ref,
+    digests.c.create_sent_ms,
+    digests.c.settle_until_ms,
+    digests.c.written_fingerprint,
+    digests.c.sent_fingerprints,
+    digests.c.kept_body,
+).where(digests.c.id == _B("digest"))
+_LOAD_ENTRIES = (
+    sa.select(messages.c.message_id, messages.c.state, messages.c.entry, messages.c.in_kept)
+    .where(messages.c.digest_id == _B("digest"))
+    .order_by(messages.c.created_ms, messages.c.message_id)
+)
+_CREATE_SENT = (
+    sa.update(digests)
+    .where(digests.c.id == _B("digest"), digests.c.create_sent_ms.is_(None))
+    .values(create_sent_ms=_B("now"))
+)
+_OURS = digests.c.lease_owner == _B("owner")
+_RECORD_DIGEST = (
+    sa.update(digests)
+    .where(digests.c.id == _B("digest"))
+    .values(
+        crm_log_id=_B("log_id"),
+        create_sent_ms=None,
+        written_fingerprint=_B("fingerprint"),
+        sent_fingerprints=None,
+        updated_ms=_B("now"),
+        lease_owner=sa.case((_OURS, None), else_=digests.c.lease_owner),
+        lease_expires_ms=sa.case((_OURS, None), else_=digests.c.lease_expires_ms),
+    )
+)
+_FORGET_EDIT = sa.update(digests).where(digests.c.id == _B("digest")).values(kept_body=None)
+_FORGET_KEPT = sa.update(messages).where(messages.c.digest_id == _B("digest")).values(in_kept=False)
+_RECORD_MESSAGES = (
+    sa.update(messages)
+    .where(
+        messages.c.digest_id == _B("digest"),
+        messages.c.message_id.in_(_B("ids", expanding=True)),
+        messages.c.state == MessageState.PENDING.value,
+    )
+    .values(state=MessageState.LOGGED.value, logged_via=_B("via"))
+)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -97,7 +192,7 @@ def _guard(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
 
 def engine_url(database_url: str) -> str:
     if database_url.startswith("sqlite:///") and len(database_url) > len("sqlite:///"):
-        return "sqlite+aiosqlite:///" + database_url.removeprefix("sqlite:///")
+        return database_url
     for prefix in ("postgresql://", "postgres://"):
         if database_url.startswith(prefix):
             return "postgresql+asyncpg://" + database_url.removeprefix(prefix)
@@ -109,155 +204,175 @@ def engine_url(database_url: str) -> str:
 async def open_store(database_url: str) -> Store:
     """Connects and brings the schema up to date; raises StoreUnavailable when the database can't be used."""
     url = engine_url(database_url)
+    engine: Engine | AsyncEngine
     if url.startswith("sqlite"):
-        # One connection: SQLite has one writer anyway, and this keeps each transaction whole.
-        engine = create_async_engine(url, pool_size=1, max_overflow=0)
-        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        # One connection, used by the store's one SQLite thread: SQLite has one writer anyway.
+        engine = sa.create_engine(url, pool_size=1, max_overflow=0, connect_args={"check_same_thread": False})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
     store = Store(engine)
     try:
         await store.migrate()
     except StoreUnavailable:
-        await engine.dispose()
+        await store.close()
         raise
     return store
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000", "foreign_keys=ON"):
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "busy_timeout=5000",
+        "foreign_keys=ON",
+        # 64 MiB of page cache (the default is 2 MiB): with millions of rows the indexes every
+        # message touches no longer fit the default, and each claim reads pages back from the OS.
+        "cache_size=-65536",
+    ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Engine | AsyncEngine) -> None:
         self._engine = engine
         self._insert = sqlite_insert if engine.dialect.name == "sqlite" else pg_insert
+        self._new_digest = self._insert(digests).on_conflict_do_nothing(
+            index_elements=["scope", "thread_key", "local_date"]
+        )
+        self._new_message = self._insert(messages).on_conflict_do_nothing(
+            index_elements=["scope", "message_id"]
+        )
+        self._thread = ThreadPoolExecutor(1, "sqlite") if isinstance(engine, Engine) else None
 
     @property
     def dialect(self) -> str:
         return self._engine.dialect.name
 
     async def close(self) -> None:
-        await self._engine.dispose()
+        if isinstance(self._engine, AsyncEngine):
+            await self._engine.dispose()
+            return
+        assert self._thread is not None
+        # Waits for the transaction in progress, if any: it was handed over and must finish whole.
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown)
+        self._engine.dispose()
+
+    async def _in_transaction(self, work: Callable[[Connection], T]) -> T:
+        """Runs work(connection) as one transaction: committed when it returns, rolled back when it raises."""
+        engine = self._engine
+        if isinstance(engine, AsyncEngine):
+            async with engine.begin() as conn:
+                return await conn.run_sync(work)
+
+        def whole() -> T:
+            with engine.begin() as conn:
+                return work(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, whole)
 
     @_guard
     async def migrate(self) -> None:
-        async with self._engine.begin() as conn:
+        def work(conn: Connection) -> None:
             if self.dialect == "postgresql":
-                await conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
-                )
-            await conn.run_sync(_upgrade_to_head)
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            _upgrade_to_head(conn)
+
+        await self._in_transaction(work)
 
     @_guard
     async def ping(self) -> None:
-        async with self._engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self._engine.begin() as conn:
-            yield conn
+        await self._in_transaction(lambda conn: conn.execute(sa.text("SELECT 1")))
 
     @_guard
     async def claim(self, request: LogRequest, owner: str) -> ClaimedMessage:
         """Files the message under its thread's digest for the day, creating the digest row if needed."""
         now = _now_ms()
-        async with self._transaction() as conn:
-            await conn.execute(
-                self._insert(digests)
-                .values(
-                    scope=request.scope,
-                    thread_key=request.thread_key,
-                    local_date=request.local_date.isoformat(),
-                    kind=request.kind.value,
-                    crm=request.crm,
-                    account_host=request.account[:253],
-                    crm_user_id=request.user.id,
-                    contact_id=request.contact.id,
-                    ref=secrets.token_hex(6),
-                    created_ms=now,
-                    updated_ms=now,
+
+        key = {
+            "scope": request.scope,
+            "thread_key": request.thread_key,
+            "local_date": request.local_date.isoformat(),
+        }
+
+        def work(conn: Connection) -> ClaimedMessage:
+            # Look first: every message but a day's first finds its digest, with one statement.
+            digest = conn.execute(_FIND_DIGEST, key).one_or_none()
+            if digest is None:
+                conn.execute(
+                    self._new_digest,
+                    {
+                        **key,
+                        "kind": request.kind.value,
+                        "crm": request.crm,
+                        "account_host": request.account[:253],
+                        "crm_user_id": request.user.id,
+                        "contact_id": request.contact.id,
+                        "ref": secrets.token_hex(6),
+                        "created_ms": now,
+                        "updated_ms": now,
+                    },
                 )
-                .on_conflict_do_nothing(index_elements=["scope", "thread_key", "local_date"])
-            )
-            digest_id = (
-                await conn.execute(
-                    sa.select(digests.c.id).where(
-                        digests.c.scope == request.scope,
-                        digests.c.thread_key == request.thread_key,
-                        digests.c.local_date == request.local_date.isoformat(),
-                    )
-                )
-            ).scalar_one()
-            return await self._file_message(conn, request, digest_id, owner, now)
+                digest = conn.execute(_FIND_DIGEST, key).one()
+            return self._file_message(conn, request, digest.id, digest.crm_log_id, owner, now)
+
+        return await self._in_transaction(work)
 
     @_guard
     async def claim_in_log(self, request: LogRequest, owner: str) -> ClaimedMessage:
         """Files the message under the digest whose CRM record is request.log_id."""
         now = _now_ms()
-        async with self._transaction() as conn:
-            digest_id = (
-                await conn.execute(
-                    sa.select(digests.c.id)
-                    .where(digests.c.scope == request.scope, digests.c.crm_log_id == request.log_id)
-                    .order_by(digests.c.id.desc())
-                    .limit(1)
-                )
-            ).scalar()
-            if digest_id is None:
+
+        def work(conn: Connection) -> ClaimedMessage:
+            digest = conn.execute(
+                sa.select(digests.c.id, digests.c.crm_log_id)
+                .where(digests.c.scope == request.scope, digests.c.crm_log_id == request.log_id)
+                .order_by(digests.c.id.desc())
+                .limit(1)
+            ).one_or_none()
+            if digest is None:
                 raise LogNotFound(
                     f"no {request.crm} record {request.log_id!r} was logged by this service"
                     " for this user and contact"
                 )
-            return await self._file_message(conn, request, digest_id, owner, now)
+            return self._file_message(conn, request, digest.id, digest.crm_log_id, owner, now)
 
-    async def _file_message(
-        self, conn: AsyncConnection, request: LogRequest, digest_id: int, owner: str, now: int
+        return await self._in_transaction(work)
+
+    def _file_message(
+        self,
+        conn: Connection,
+        request: LogRequest,
+        digest_id: int,
+        crm_log_id: str | None,
+        owner: str,
+        now: int,
     ) -> ClaimedMessage:
         entry = request.entry
-        await conn.execute(
-            self._insert(messages)
-            .values(
-                scope=request.scope,
-                message_id=entry.message_id,
-                digest_id=digest_id,
-                created_ms=entry.created_ms,
-                state=MessageState.PENDING.value,
-                owner=owner,
-                entry=entry.to_json(),
-                recorded_ms=now,
-            )
-            .on_conflict_do_nothing(index_elements=["scope", "message_id"])
+        filed = conn.execute(
+            self._new_message,
+            {
+                "scope": request.scope,
+                "message_id": entry.message_id,
+                "digest_id": digest_id,
+                "created_ms": entry.created_ms,
+                "state": MessageState.PENDING.value,
+                "owner": owner,
+                "entry": entry.to_json(),
+                "recorded_ms": now,
+            },
         )
-        claimed = await self._message(conn, request.scope, entry.message_id, owner)
+        if filed.rowcount == 1:
+            # New, so pending and this call's, in the digest read in this transaction.
+            return ClaimedMessage(digest_id, crm_log_id, MessageState.PENDING, None, owned=True)
+        claimed = self._message(conn, request.scope, entry.message_id, owner)
         assert claimed is not None  # inserted or already there, in this transaction
         return claimed
 
-    @_guard
-    async def message(self, scope: str, message_id: str, owner: str) -> ClaimedMessage | None:
-        async with self._engine.connect() as conn:
-            return await self._message(conn, scope, message_id, owner)
-
-    async def _message(
-        self, conn: AsyncConnection, scope: str, message_id: str, owner: str
-    ) -> ClaimedMessage | None:
-        row = (
-            await conn.execute(
-                sa.select(
-                    messages.c.digest_id,
-                    messages.c.state,
-                    messages.c.logged_via,
-                    messages.c.owner,
-                    digests.c.crm_log_id,
-                )
-                .join(digests, digests.c.id == messages.c.digest_id)
-                .where(messages.c.scope == scope, messages.c.message_id == message_id)
-            )
-        ).one_or_none()
+    def _message(self, conn: Connection, scope: str, message_id: str, owner: str) -> ClaimedMessage | None:
+        row = conn.execute(_FIND_MESSAGE, {"scope": scope, "message_id": message_id}).one_or_none()
         if row is None:
             return None
         return ClaimedMessage(
@@ -270,54 +385,52 @@ class Store:
 
     @_guard
     async def try_lease(self, digest_id: int, owner: str, ttl_ms: int) -> bool:
+        def work(conn: Connection) -> bool:
+            return self._try_lease(conn, digest_id, owner, ttl_ms)
+
+        return await self._in_transaction(work)
+
+    @_guard
+    async def lease_and_load(
+        self, digest_id: int, owner: str, ttl_ms: int, scope: str, message_id: str
+    ) -> Leased | None:
+        """Takes the digest's lease and, in the same transaction, reads what the holder needs;
+        None when someone else holds the lease. (One transaction instead of three per message.)"""
+
+        def work(conn: Connection) -> Leased | None:
+            if not self._try_lease(conn, digest_id, owner, ttl_ms):
+                return None
+            message = self._message(conn, scope, message_id, owner)
+            if message is None or message.state is not MessageState.PENDING:
+                return Leased(message, None)
+            return Leased(message, self._load(conn, message.digest_id))
+
+        return await self._in_transaction(work)
+
+    def _try_lease(self, conn: Connection, digest_id: int, owner: str, ttl_ms: int) -> bool:
         now = _now_ms()
-        async with self._transaction() as conn:
-            result = await conn.execute(
-                sa.update(digests)
-                .where(
-                    digests.c.id == digest_id,
-                    sa.or_(
-                        digests.c.lease_owner.is_(None),
-                        digests.c.lease_owner == owner,
-                        digests.c.lease_expires_ms < now,
-                    ),
-                )
-                .values(lease_owner=owner, lease_expires_ms=now + ttl_ms)
-            )
-            return bool(result.rowcount == 1)
+        result = conn.execute(
+            _TAKE_LEASE, {"digest": digest_id, "owner": owner, "now": now, "expires": now + ttl_ms}
+        )
+        return bool(result.rowcount == 1)
 
     @_guard
     async def release_lease(self, digest_id: int, owner: str) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(
-                sa.update(digests)
-                .where(digests.c.id == digest_id, digests.c.lease_owner == owner)
-                .values(lease_owner=None, lease_expires_ms=None)
-            )
+        def work(conn: Connection) -> None:
+            conn.execute(_RELEASE_LEASE, {"digest": digest_id, "owner": owner})
+
+        return await self._in_transaction(work)
 
     @_guard
     async def load(self, digest_id: int) -> StoredDigest:
-        async with self._engine.connect() as conn:
-            digest = (
-                await conn.execute(
-                    sa.select(
-                        digests.c.crm_log_id,
-                        digests.c.ref,
-                        digests.c.create_sent_ms,
-                        digests.c.settle_until_ms,
-                        digests.c.written_fingerprint,
-                        digests.c.sent_fingerprints,
-                        digests.c.kept_body,
-                    ).where(digests.c.id == digest_id)
-                )
-            ).one()
-            rows = (
-                await conn.execute(
-                    sa.select(messages.c.message_id, messages.c.state, messages.c.entry, messages.c.in_kept)
-                    .where(messages.c.digest_id == digest_id)
-                    .order_by(messages.c.created_ms, messages.c.message_id)
-                )
-            ).all()
+        def work(conn: Connection) -> StoredDigest:
+            return self._load(conn, digest_id)
+
+        return await self._in_transaction(work)
+
+    def _load(self, conn: Connection, digest_id: int) -> StoredDigest:
+        digest = conn.execute(_LOAD_DIGEST, {"digest": digest_id}).one()
+        rows = conn.execute(_LOAD_ENTRIES, {"digest": digest_id}).all()
         return StoredDigest(
             id=digest_id,
             crm_log_id=digest.crm_log_id,
@@ -335,77 +448,85 @@ class Store:
     @_guard
     async def create_sent(self, digest_id: int) -> None:
         """Notes, before it is sent, that a create for this digest may reach the CRM."""
-        async with self._transaction() as conn:
-            await conn.execute(
-                sa.update(digests)
-                .where(digests.c.id == digest_id, digests.c.create_sent_ms.is_(None))
-                .values(create_sent_ms=_now_ms())
-            )
+
+        def work(conn: Connection) -> None:
+            conn.execute(_CREATE_SENT, {"digest": digest_id, "now": _now_ms()})
+
+        return await self._in_transaction(work)
 
     @_guard
     async def unsettled_until(self, digest_id: int, until_ms: int) -> None:
         """Holds back writes to this digest until until_ms: an unanswered write may land until then."""
-        async with self._transaction() as conn:
-            await conn.execute(
-                sa.update(digests).where(digests.c.id == digest_id).values(settle_until_ms=until_ms)
-            )
+
+        def work(conn: Connection) -> None:
+            conn.execute(sa.update(digests).where(digests.c.id == digest_id).values(settle_until_ms=until_ms))
+
+        return await self._in_transaction(work)
 
     @_guard
     async def record_written(
-        self, digest_id: int, crm_log_id: str, message_ids: Sequence[str], via: str, fingerprint: str
+        self,
+        digest_id: int,
+        crm_log_id: str,
+        message_ids: Sequence[str],
+        via: str,
+        fingerprint: str,
+        owner: str,
     ) -> None:
-        """The CRM now holds these messages in record crm_log_id, whose text has this fingerprint."""
+        """The CRM now holds these messages in record crm_log_id, whose text has this fingerprint;
+        owner's lease on the digest ends."""
         now = _now_ms()
-        values: dict[str, Any] = {
-            "crm_log_id": crm_log_id,
-            "create_sent_ms": None,
-            "written_fingerprint": fingerprint,
-            "updated_ms": now,
-        }
-        async with self._transaction() as conn:
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                _RECORD_DIGEST,
+                {
+                    "digest": digest_id,
+                    "log_id": crm_log_id,
+                    "now": now,
+                    "owner": owner,
+                    "fingerprint": fingerprint,
+                },
+            )
             if via == "create":
                 # A new record holds every message whole: nothing of a former record's edit is kept.
-                values["kept_body"] = None
-                await conn.execute(
-                    sa.update(messages).where(messages.c.digest_id == digest_id).values(in_kept=False)
-                )
-            await conn.execute(sa.update(digests).where(digests.c.id == digest_id).values(**values))
+                conn.execute(_FORGET_EDIT, {"digest": digest_id})
+                conn.execute(_FORGET_KEPT, {"digest": digest_id})
             if message_ids:
-                await conn.execute(
-                    sa.update(messages)
-                    .where(
-                        messages.c.digest_id == digest_id,
-                        messages.c.message_id.in_(list(message_ids)),
-                        messages.c.state == MessageState.PENDING.value,
-                    )
-                    .values(state=MessageState.LOGGED.value, logged_via=via)
-                )
+                conn.execute(_RECORD_MESSAGES, {"digest": digest_id, "ids": list(message_ids), "via": via})
+
+        return await self._in_transaction(work)
 
     @_guard
     async def write_sent(self, digest_id: int, fingerprint: str, sent_before: Sequence[str]) -> None:
         """Notes, before it is sent, the text of a write that may reach the CRM."""
         recent = " ".join([*sent_before[-(_SENT_FINGERPRINTS_KEPT - 1) :], fingerprint])
-        async with self._transaction() as conn:
-            await conn.execute(
-                sa.update(digests).where(digests.c.id == digest_id).values(sent_fingerprints=recent)
-            )
+
+        def work(conn: Connection) -> None:
+            conn.execute(sa.update(digests).where(digests.c.id == digest_id).values(sent_fingerprints=recent))
+
+        return await self._in_transaction(work)
 
     @_guard
     async def keep_edit(self, digest_id: int, body: str) -> None:
         """A person edited the record: keep their text, which holds every message logged so far."""
-        async with self._transaction() as conn:
-            await conn.execute(sa.update(digests).where(digests.c.id == digest_id).values(kept_body=body))
-            await conn.execute(
+
+        def work(conn: Connection) -> None:
+            conn.execute(sa.update(digests).where(digests.c.id == digest_id).values(kept_body=body))
+            conn.execute(
                 sa.update(messages)
                 .where(messages.c.digest_id == digest_id, messages.c.state == MessageState.LOGGED.value)
                 .values(in_kept=True)
             )
 
+        return await self._in_transaction(work)
+
     @_guard
     async def withdraw(self, scope: str, message_id: str, owner: str) -> None:
         """Takes back a message this call handed over and no CRM write holds, so a retry starts clean."""
-        async with self._transaction() as conn:
-            await conn.execute(
+
+        def work(conn: Connection) -> None:
+            conn.execute(
                 sa.delete(messages).where(
                     messages.c.scope == scope,
                     messages.c.message_id == message_id,
@@ -413,6 +534,38 @@ class Store:
                     messages.c.state == MessageState.PENDING.value,
                 )
             )
+
+        return await self._in_transaction(work)
+
+    @_guard
+    async def purge(self, before: date, batch: int = 1000) -> int:
+        """Deletes up to `batch` digests of days before `before` whose every message is logged and
+        that nobody is writing, with their messages; returns how many digests went."""
+        now = _now_ms()
+        pending = sa.exists().where(
+            messages.c.digest_id == digests.c.id, messages.c.state == MessageState.PENDING.value
+        )
+
+        def work(conn: Connection) -> int:
+            ids = (
+                conn.execute(
+                    sa.select(digests.c.id)
+                    .where(
+                        digests.c.local_date < before.isoformat(),
+                        sa.or_(digests.c.lease_owner.is_(None), digests.c.lease_expires_ms < now),
+                        ~pending,
+                    )
+                    .limit(batch)
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                conn.execute(sa.delete(messages).where(messages.c.digest_id.in_(ids)))
+                conn.execute(sa.delete(digests).where(digests.c.id.in_(ids)))
+            return len(ids)
+
+        return await self._in_transaction(work)
 
 
 def _upgrade_to_head(connection: Connection) -> None:

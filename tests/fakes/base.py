@@ -148,8 +148,8 @@ class FakeCrm:
         return self.not_found(request)
 
     @asynccontextmanager
-    async def serve(self) -> AsyncIterator[str]:
-        """Serves the fake on 127.0.0.1 and yields its base URL."""
+    async def serve(self, port: int = 0) -> AsyncIterator[str]:
+        """Serves the fake on 127.0.0.1 (on a free port unless one is given) and yields its base URL."""
 
         async def entry(http_request: web.Request) -> web.StreamResponse:
             raw = await http_request.read()
@@ -188,7 +188,7 @@ class FakeCrm:
         app.router.add_route("*", "/{tail:.*}", entry)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         try:
