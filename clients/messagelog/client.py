@@ -15,7 +15,7 @@ is what makes that retry safe.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -191,14 +191,9 @@ class MessageLogClient:
         request_id: str | None = None,
     ) -> service_pb.AddMessageLogResponse:
         """Logs one message; crm_authorization is the exact Authorization value the CRM expects."""
-        try:
-            response: service_pb.AddMessageLogResponse = await self._stub.AddMessageLog(
-                request,
-                metadata=self._metadata(crm_authorization, request_id),
-                timeout=self.timeout if timeout is None else timeout,
-            )
-        except grpc.RpcError as exc:
-            raise MessageLogError.from_rpc_error(exc) from None
+        response: service_pb.AddMessageLogResponse = await self._call(
+            self._stub.AddMessageLog, request, crm_authorization, timeout, request_id
+        )
         return response
 
     async def update_message_log(
@@ -210,15 +205,27 @@ class MessageLogClient:
         request_id: str | None = None,
     ) -> service_pb.UpdateMessageLogResponse:
         """Appends one message to the record named by request.log_id."""
+        response: service_pb.UpdateMessageLogResponse = await self._call(
+            self._stub.UpdateMessageLog, request, crm_authorization, timeout, request_id
+        )
+        return response
+
+    async def _call(
+        self,
+        method: Callable[..., Awaitable[Any]],
+        request: Any,
+        crm_authorization: str,
+        timeout: float | None,
+        request_id: str | None,
+    ) -> Any:
         try:
-            response: service_pb.UpdateMessageLogResponse = await self._stub.UpdateMessageLog(
+            return await method(
                 request,
                 metadata=self._metadata(crm_authorization, request_id),
                 timeout=self.timeout if timeout is None else timeout,
             )
         except grpc.RpcError as exc:
             raise MessageLogError.from_rpc_error(exc) from None
-        return response
 
     async def health(self, service: str = "", *, timeout: float = 5.0) -> str:
         """The grpc.health.v1 status name, such as "SERVING" or "NOT_SERVING"."""
