@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -94,21 +94,37 @@ class FakeCrm:
             if (method is None or r.method == method) and re.search(path_pattern, r.path)
         ]
 
-    # What the contract suite reads back; every fake implements these over its own records.
+    # What the contract suite reads back. A fake that keeps its records in one dict names it, the
+    # field path to a record's text, and the pattern of its write paths; one that keeps them
+    # otherwise overrides the four methods below.
+    record_store: ClassVar[str] = ""
+    body_path: ClassVar[tuple[str, ...]] = ()
+    write_path: ClassVar[str] = ""
+
+    def _records(self) -> dict[Any, Any]:
+        records: dict[Any, Any] = getattr(self, self.record_store)
+        return records
+
+    def _key(self, log_id: str) -> Any:
+        return next(key for key in self._records() if str(key) == log_id)
+
     def record_ids(self) -> list[str]:
-        raise NotImplementedError
+        return [str(key) for key in self._records()]
 
     def record_body(self, log_id: str) -> str:
         """The record's text as a person would see it in the CRM (HTML or plain text)."""
-        raise NotImplementedError
+        node = self._records()[self._key(log_id)]
+        for name in self.body_path:
+            node = node[name]
+        return str(node)
 
     def delete_record(self, log_id: str) -> None:
         """What a person deleting the record in the CRM does."""
-        raise NotImplementedError
+        del self._records()[self._key(log_id)]
 
     def write_paths(self) -> str:
         """A pattern matching the paths that create or update records."""
-        raise NotImplementedError
+        return self.write_path
 
     def authorize(self, request: FakeRequest) -> FakeResponse | None:
         """Returns the CRM's refusal when the request's credentials are not accepted."""

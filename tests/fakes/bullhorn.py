@@ -113,14 +113,6 @@ class FakeBullhorn(FakeCrm):
         note.update(request.body)
         return FakeResponse(200, {"changedEntityId": int(note_id), "changeType": "UPDATE"})
 
-    def record_ids(self) -> list[str]:
-        return [str(i) for i in self.notes]
-
-    def record_body(self, log_id: str) -> str:
-        return str(self.notes[int(log_id)]["comments"])
-
-    def delete_record(self, log_id: str) -> None:
-        del self.notes[int(log_id)]
-
-    def write_paths(self) -> str:
-        return r"/entity/Note"
+    record_store = "notes"
+    body_path = ("comments",)
+    write_path = r"/entity/Note"

@@ -145,17 +145,9 @@ class FakeClio(FakeCrm):
         return FakeResponse(204)
 
     # What the contract suite reads back.
-    def record_ids(self) -> list[str]:
-        return [str(i) for i in self.communications]
-
-    def record_body(self, log_id: str) -> str:
-        return str(self.communications[int(log_id)]["body"])
-
-    def delete_record(self, log_id: str) -> None:
-        del self.communications[int(log_id)]
-
-    def write_paths(self) -> str:
-        return r"^/api/v4/communications"
+    record_store = "communications"
+    body_path = ("body",)
+    write_path = r"^/api/v4/communications"
 
 
 def _known(reference: Any, ids: set[int]) -> int | None:

@@ -60,14 +60,6 @@ class FakeGeneric(FakeCrm):
         self.activities[activity_id] = request.body
         return FakeResponse(204)
 
-    def record_ids(self) -> list[str]:
-        return list(self.activities)
-
-    def record_body(self, log_id: str) -> str:
-        return str(self.activities[log_id]["body"])
-
-    def delete_record(self, log_id: str) -> None:
-        del self.activities[log_id]
-
-    def write_paths(self) -> str:
-        return r"^/activity"
+    record_store = "activities"
+    body_path = ("body",)
+    write_path = r"^/activity"

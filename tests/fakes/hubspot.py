@@ -152,17 +152,9 @@ class FakeHubspot(FakeCrm):
         communication["properties"].update(body["properties"])
         return FakeResponse(200, _public(communication))
 
-    def record_ids(self) -> list[str]:
-        return list(self.communications)
-
-    def record_body(self, log_id: str) -> str:
-        return str(self.communications[log_id]["properties"]["hs_communication_body"])
-
-    def delete_record(self, log_id: str) -> None:
-        del self.communications[log_id]
-
-    def write_paths(self) -> str:
-        return r"^/crm/v3/objects/communications"
+    record_store = "communications"
+    body_path = ("properties", "hs_communication_body")
+    write_path = r"^/crm/v3/objects/communications"
 
 
 def _public(communication: dict[str, Any]) -> dict[str, Any]:

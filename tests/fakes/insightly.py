@@ -128,14 +128,6 @@ class FakeInsightly(FakeCrm):
         return FakeResponse(202)
 
     # What the contract suite reads back.
-    def record_ids(self) -> list[str]:
-        return [str(i) for i in self.events]
-
-    def record_body(self, log_id: str) -> str:
-        return str(self.events[int(log_id)]["DETAILS"])
-
-    def delete_record(self, log_id: str) -> None:
-        del self.events[int(log_id)]
-
-    def write_paths(self) -> str:
-        return r"^/v3\.1/Events"
+    record_store = "events"
+    body_path = ("DETAILS",)
+    write_path = r"^/v3\.1/Events"

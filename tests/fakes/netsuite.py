@@ -100,14 +100,6 @@ class FakeNetSuite(FakeCrm):
         record.update(request.body)
         return FakeResponse(204)
 
-    def record_ids(self) -> list[str]:
-        return [str(i) for i in self.calls_made]
-
-    def record_body(self, log_id: str) -> str:
-        return str(self.calls_made[int(log_id)]["message"])
-
-    def delete_record(self, log_id: str) -> None:
-        del self.calls_made[int(log_id)]
-
-    def write_paths(self) -> str:
-        return rf"^{_ROOT}/phonecall"
+    record_store = "calls_made"
+    body_path = ("message",)
+    write_path = rf"^{_ROOT}/phonecall"

@@ -175,14 +175,6 @@ class FakePipedrive(FakeCrm):
         return FakeResponse(200, {"success": True, "data": {"id": int(activity_id)}})
 
     # What the contract suite reads back.
-    def record_ids(self) -> list[str]:
-        return [str(i) for i in self.activities]
-
-    def record_body(self, log_id: str) -> str:
-        return str(self.activities[int(log_id)]["note"])
-
-    def delete_record(self, log_id: str) -> None:
-        del self.activities[int(log_id)]
-
-    def write_paths(self) -> str:
-        return r"^/api/v2/activities"
+    record_store = "activities"
+    body_path = ("note",)
+    write_path = r"^/api/v2/activities"

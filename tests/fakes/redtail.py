@@ -109,14 +109,6 @@ class FakeRedtail(FakeCrm):
         return FakeResponse(204)
 
     # What the contract suite reads back.
-    def record_ids(self) -> list[str]:
-        return [str(i) for i in self.activities]
-
-    def record_body(self, log_id: str) -> str:
-        return str(self.activities[int(log_id)]["description"])
-
-    def delete_record(self, log_id: str) -> None:
-        del self.activities[int(log_id)]
-
-    def write_paths(self) -> str:
-        return r"^/api/public/v1/activities"
+    record_store = "activities"
+    body_path = ("description",)
+    write_path = r"^/api/public/v1/activities"

@@ -110,17 +110,9 @@ class FakeSalesforce(FakeCrm):
         self.tasks[task_id].update(request.body)
         return FakeResponse(204)
 
-    def record_ids(self) -> list[str]:
-        return list(self.tasks)
-
-    def record_body(self, log_id: str) -> str:
-        return str(self.tasks[log_id]["Description"])
-
-    def delete_record(self, log_id: str) -> None:
-        del self.tasks[log_id]
-
-    def write_paths(self) -> str:
-        return r"^/services/data/v62\.0/sobjects/Task"
+    record_store = "tasks"
+    body_path = ("Description",)
+    write_path = r"^/services/data/v62\.0/sobjects/Task"
 
 
 def _bad_value(task: dict[str, Any]) -> tuple[str, str] | None:

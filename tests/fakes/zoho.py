@@ -90,17 +90,9 @@ class FakeZoho(FakeCrm):
         self.notes[note_id].update(note)
         return _record_reply(200, "SUCCESS", "record updated", _details(note_id))
 
-    def record_ids(self) -> list[str]:
-        return list(self.notes)
-
-    def record_body(self, log_id: str) -> str:
-        return str(self.notes[log_id]["Note_Content"])
-
-    def delete_record(self, log_id: str) -> None:
-        del self.notes[log_id]
-
-    def write_paths(self) -> str:
-        return r"^/crm/v8/(Contacts/\d+/|Leads/\d+/)?Notes"
+    record_store = "notes"
+    body_path = ("Note_Content",)
+    write_path = r"^/crm/v8/(Contacts/\d+/|Leads/\d+/)?Notes"
 
 
 def _details(note_id: str) -> dict[str, Any]:
