@@ -60,7 +60,8 @@ class DigestLogger:
         )
         self._lease_ms = int(lease_seconds * 1000)
         self._settle_seconds = create_settle_seconds
-        self._local_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Keyed by a digest's thread and day (AddMessageLog) or its id (UpdateMessageLog).
+        self._local_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._background: set[asyncio.Task[LogResult]] = set()
 
     async def log(self, request: LogRequest, adapter: HttpCrmAdapter, *, deadline: float) -> LogResult:
@@ -73,18 +74,53 @@ class DigestLogger:
 
     async def _log(self, request: LogRequest, adapter: HttpCrmAdapter, deadline: float) -> LogResult:
         owner = secrets.token_hex(16)
+        if not request.log_id:
+            lock = self._local_lock(f"{request.scope}\x1f{request.thread_key}\x1f{request.local_date}")
+            if not lock.locked():
+                # Nobody in this process writes the digest: claim and lease it in one transaction.
+                await lock.acquire()
+                return await self._log_holding_lock(request, adapter, lock, owner, deadline)
         claimed = await self._claim(request, owner)
         if claimed.state is MessageState.LOGGED:
             return _finished(claimed)
-        lock = self._local_lock(claimed.digest_id)
+        if request.log_id:
+            lock = self._local_lock(f"digest {claimed.digest_id}")
         try:
             leased = await self._take_turn(lock, request, claimed.digest_id, owner, deadline)
         except BaseException:
             await asyncio.shield(self._store.withdraw(request.scope, request.entry.message_id, owner))
             raise
+        return await self._write_in_background(
+            request, adapter, _Turn(claimed.digest_id, owner, lock), leased, deadline
+        )
+
+    async def _log_holding_lock(
+        self, request: LogRequest, adapter: HttpCrmAdapter, lock: asyncio.Lock, owner: str, deadline: float
+    ) -> LogResult:
+        try:
+            claimed, leased = await self._store.claim_and_lease(request, owner, self._lease_ms)
+            if claimed.state is MessageState.LOGGED:
+                lock.release()
+                return _finished(claimed)
+            if leased is None:
+                try:
+                    # Another process writes the digest: wait for its lease like any later call.
+                    leased = await self._lease(request, claimed.digest_id, owner, deadline)
+                except BaseException:
+                    await asyncio.shield(self._store.withdraw(request.scope, request.entry.message_id, owner))
+                    raise
+        except BaseException:
+            lock.release()
+            raise
+        return await self._write_in_background(
+            request, adapter, _Turn(claimed.digest_id, owner, lock), leased, deadline
+        )
+
+    async def _write_in_background(
+        self, request: LogRequest, adapter: HttpCrmAdapter, turn: _Turn, leased: Leased, deadline: float
+    ) -> LogResult:
         # From here the lease is ours and only the task releases it, after the CRM write and its
         # recording are complete, even if the caller goes away meanwhile.
-        turn = _Turn(claimed.digest_id, owner, lock)
         task = asyncio.create_task(self._write_holding_lease(request, adapter, turn, leased, deadline))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -100,11 +136,11 @@ class DigestLogger:
             return await self._store.claim_in_log(request, owner)
         return await self._store.claim(request, owner)
 
-    def _local_lock(self, digest_id: int) -> asyncio.Lock:
-        lock = self._local_locks.get(digest_id)
+    def _local_lock(self, key: str) -> asyncio.Lock:
+        lock = self._local_locks.get(key)
         if lock is None:
             lock = asyncio.Lock()
-            self._local_locks[digest_id] = lock
+            self._local_locks[key] = lock
         return lock
 
     async def _take_turn(
@@ -118,25 +154,31 @@ class DigestLogger:
         except TimeoutError:
             raise DigestBusy("another call is writing this digest; retry shortly") from None
         try:
-            pause = _POLL_FIRST_SECONDS
-            while True:
-                leased = await self._store.lease_and_load(
-                    digest_id, owner, self._lease_ms, request.scope, request.entry.message_id
-                )
-                if leased is not None:
-                    return leased
-                if deadline - time.monotonic() <= pause:
-                    raise DigestBusy("another server is writing this digest; retry shortly")
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, _POLL_MAX_SECONDS)
+            return await self._lease(request, digest_id, owner, deadline)
         except BaseException:
             lock.release()
             raise
 
+    async def _lease(self, request: LogRequest, digest_id: int, owner: str, deadline: float) -> Leased:
+        pause = _POLL_FIRST_SECONDS
+        while True:
+            leased = await self._store.lease_and_load(
+                digest_id, owner, self._lease_ms, request.scope, request.entry.message_id
+            )
+            if leased is not None:
+                return leased
+            if deadline - time.monotonic() <= pause:
+                raise DigestBusy("another server is writing this digest; retry shortly")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _POLL_MAX_SECONDS)
+
     async def _write_holding_lease(
         self, request: LogRequest, adapter: HttpCrmAdapter, turn: _Turn, leased: Leased, deadline: float
     ) -> LogResult:
-        turn.renewer = asyncio.create_task(self._renew(turn.digest_id, turn.owner))
+        # Most writes end well before a renewal is due; only a slow one starts the renewing task.
+        turn.renewal = asyncio.get_running_loop().call_later(
+            self._lease_ms / 3000, self._start_renewing, turn
+        )
         try:
             current, digest = leased.message, leased.digest
             if current is None:
@@ -237,10 +279,14 @@ class DigestLogger:
             return await self._create(adapter, call, record, digest), "create", record.body
         return log_id, "append", record.body
 
+    def _start_renewing(self, turn: _Turn) -> None:
+        turn.renewal = None
+        turn.renewer = asyncio.create_task(self._renew(turn.digest_id, turn.owner))
+
     async def _renew(self, digest_id: int, owner: str) -> None:
         while True:
-            await asyncio.sleep(self._lease_ms / 3000)
             await self._store.try_lease(digest_id, owner, self._lease_ms)
+            await asyncio.sleep(self._lease_ms / 3000)
 
     async def _create(
         self, adapter: HttpCrmAdapter, call: CrmCall, record: RenderedRecord, digest: StoredDigest
@@ -293,10 +339,14 @@ class _Turn:
     digest_id: int
     owner: str
     lock: asyncio.Lock
+    renewal: asyncio.TimerHandle | None = None
     renewer: asyncio.Task[None] | None = None
     released: bool = False
 
     async def stop_renewing(self) -> None:
+        if self.renewal is not None:
+            self.renewal.cancel()
+            self.renewal = None
         if self.renewer is not None:
             self.renewer.cancel()
             # wait, not await: the renewer's cancellation is no error, the caller's own would be.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -69,13 +71,21 @@ async def test_health_follows_a_postgresql_store_that_goes_away_and_comes_back(
     assert logged.outcome == pb.LOG_OUTCOME_CREATED
 
 
-async def test_a_store_that_hangs_is_not_serving_until_it_answers(make_harness: Callable[..., Any]) -> None:
+async def test_a_store_that_hangs_is_not_serving_until_it_answers(
+    make_harness: Callable[..., Any], tmp_path: Path
+) -> None:
     async with make_harness(FakePipedrive(), AUTH, **FAST_CHECKS) as h:
         assert await statuses(h) == (SERVING, SERVING)
-        # The SQLite store has one connection; while it is held, a ping waits past its interval.
-        held = h.server.store._engine.connect()
+        # Another process holding SQLite's write lock: the store can't take a single write.
+        other = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
         try:
             await becomes(h, NOT_SERVING)
+            # The server itself goes on answering while its store waits (it never blocks on a lock).
+            assert (await statuses(h))[0] == SERVING
         finally:
-            held.close()
+            other.execute("ROLLBACK")
+            other.close()
         await becomes(h, SERVING)
+        logged = await h.add(add_request("pipedrive", sms("m1")))
+    assert logged.outcome == pb.LOG_OUTCOME_CREATED
