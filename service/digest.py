@@ -217,7 +217,10 @@ class DigestLogger:
                 "the CRM may still apply an earlier write to this record; retry shortly",
                 retry_after=unsettled,
             )
-        user_name = await adapter.user_display_name(call)
+        if digest.crm_log_id is None:
+            user_name, _ = await asyncio.gather(adapter.user_display_name(call), adapter.prepare_create(call))
+        else:
+            user_name = await adapter.user_display_name(call)
         try:
             log_id, via, written = await self._write_record(request, adapter, call, digest, user_name)
         except CrmError as exc:

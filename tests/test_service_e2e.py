@@ -12,7 +12,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from messagelog.v1 import message_log_pb2 as pb
 from structlog.testing import capture_logs
 
-from tests.conftest import Harness, fake_pipedrive
+from tests.conftest import PIPEDRIVE_AUTH, Harness, fake_pipedrive
+from tests.fakes.base import FakeRequest, FakeResponse, Fault
+from tests.fakes.pipedrive import FakePipedrive
 from tests.helpers import CONTACT_PHONE, add_request, sms, update_request
 
 
@@ -245,3 +247,32 @@ async def test_the_same_ids_in_two_crm_accounts_are_kept_apart(pipedrive: Harnes
 
     assert first.outcome == second.outcome == pb.LOG_OUTCOME_CREATED
     assert first.log_id != second.log_id
+
+
+class _OverlapWatchingPipedrive(FakePipedrive):
+    """Notes which requests were in flight together."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reply_delay = 0.05
+        self.in_flight: set[str] = set()
+        self.together: list[frozenset[str]] = []
+
+    async def handle(self, request: FakeRequest) -> FakeResponse | Fault:
+        route = f"{request.method} {request.path}"
+        self.in_flight.add(route)
+        self.together.append(frozenset(self.in_flight))
+        try:
+            return await super().handle(request)
+        finally:
+            self.in_flight.discard(route)
+
+
+async def test_an_accounts_first_record_makes_its_lookups_together(make_harness: Callable[..., Any]) -> None:
+    fake = _OverlapWatchingPipedrive()
+    async with make_harness(fake, PIPEDRIVE_AUTH) as h:
+        created = await h.add(add_request("pipedrive", sms("m1")))
+
+    assert created.outcome == pb.LOG_OUTCOME_CREATED
+    lookups = frozenset({"GET /v1/users/me", "GET /v1/activityTypes"})
+    assert any(lookups <= together for together in fake.together), fake.together

@@ -182,6 +182,12 @@ class HttpCrmAdapter(ABC):
         """
         return None
 
+    async def prepare_create(self, call: CrmCall) -> None:
+        """Makes the per-account lookups a create needs (cached), while the user's name is looked
+        up: an account's first record then waits for one lookup, not for each in turn. Most
+        CRMs need none."""
+        return
+
     async def find_created(self, call: CrmCall, marker: str, since: datetime) -> str | None:
         """The id of a record made since `since` whose content holds `marker`, or None.
 

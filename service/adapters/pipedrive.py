@@ -73,6 +73,9 @@ class PipedriveAdapter(HttpCrmAdapter):
         )
         return record_id(body, "data", "id")
 
+    async def prepare_create(self, call: CrmCall) -> None:
+        await self._activity_type(call)
+
     async def read_body(self, call: CrmCall, log_id: str) -> str | None:
         body = await self.request(
             call,
