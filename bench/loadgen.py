@@ -87,25 +87,37 @@ class Load:
 class Stats:
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        # Latencies by path: "cold" for a call sent before any reply for its company (it may wait
+        # for the company's lookups), else its outcome's name.
+        self.by_path: dict[str, list[float]] = {}
+        self.warm_companies: set[str] = set()
         self.errors: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
 
     def report(self, seconds: float) -> dict[str, object]:
         ordered = sorted(self.latencies)
-
-        def pct(p: float) -> float:
-            return round(ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000, 2) if ordered else 0.0
-
         return {
             "ok": len(ordered),
             "seconds": round(seconds, 3),
             "per_second": round(len(ordered) / seconds, 1) if seconds else 0.0,
-            "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99),
+            "p50_ms": _percentile(ordered, 0.50),
+            "p99_ms": _percentile(ordered, 0.99),
+            "by_path": {
+                path: {
+                    "calls": len(latencies),
+                    "p50_ms": _percentile(sorted(latencies), 0.50),
+                    "p99_ms": _percentile(sorted(latencies), 0.99),
+                }
+                for path, latencies in self.by_path.items()
+            },
             "errors": dict(self.errors),
             "outcomes": dict(self.outcomes),
             "peak_rss_mb": _peak_rss_mb(),
         }
+
+
+def _percentile(ordered: list[float], p: float) -> float:
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000, 2) if ordered else 0.0
 
 
 def _peak_rss_mb() -> float:
@@ -116,16 +128,21 @@ def _peak_rss_mb() -> float:
     return 0.0
 
 
-async def _timed(stats: Stats, due: float, call: Awaitable[Any]) -> None:
+async def _timed(stats: Stats, due: float, call: Awaitable[Any], company: str = "") -> None:
+    cold = company not in stats.warm_companies
     try:
         response = await call
     except grpc.aio.AioRpcError as error:
         stats.errors[error.code().name] += 1
         return
-    stats.latencies.append(time.perf_counter() - due)
+    latency = time.perf_counter() - due
+    stats.latencies.append(latency)
     outcome = getattr(response, "outcome", None)
     if outcome is not None:
-        stats.outcomes[pb.LogOutcome.Name(outcome)] += 1
+        name = pb.LogOutcome.Name(outcome)
+        stats.outcomes[name] += 1
+        stats.by_path.setdefault("cold" if cold else name, []).append(latency)
+        stats.warm_companies.add(company)
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
@@ -165,7 +182,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     await asyncio.sleep(delay)
                 request, metadata = load.call(i)
                 call = log_stubs[i % len(log_stubs)].AddMessageLog(request, metadata=metadata, timeout=60)
-                task = asyncio.create_task(_timed(stats, due, call))
+                task = asyncio.create_task(_timed(stats, due, call, request.user.hostname))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
             await asyncio.gather(*pending)
@@ -177,7 +194,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 for i in cursor:
                     request, metadata = load.call(i)
                     call = stub.AddMessageLog(request, metadata=metadata, timeout=60)
-                    await _timed(stats, time.perf_counter(), call)
+                    await _timed(stats, time.perf_counter(), call, request.user.hostname)
 
             await asyncio.gather(*(worker(n) for n in range(args.concurrency)))
         return stats.report(time.perf_counter() - started)

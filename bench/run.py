@@ -498,17 +498,28 @@ def targets(results: list[Result], ceiling: dict[str, Any] | None) -> list[str]:
             "more than one write per message, a read per message beyond the appends, or lookups per message",
         )
         calls_per_append = 2 if reads else 1
-        budget = 1000 * trickle.scenario.crm_delay * calls_per_append + 10
-        row(
-            "trickle at 200 messages/s: p99 <= CRM latency x calls on the path + 10 ms",
-            f"p99 {trickle.load['p99_ms']} ms against {budget:.0f} ms for an append's {calls_per_append}-call"
-            f" path (p50 {trickle.load['p50_ms']} ms; an account's first call also looks up 2 things)",
-            trickle.load["p99_ms"] <= budget,
-            "the CRM requests themselves stay within a few ms of their delay (the service's crm_call log"
-            " lines); the rest of the tail is the service's own queueing: its CPU per message keeps a"
-            " shared core mostly busy at this rate, so calls wait for the event loop and the store's"
-            " thread, and an account's first calls wait for its lookups; p50 is within budget",
-        )
+        paths = trickle.load["by_path"]
+        cold = paths.get("cold", {"calls": 0, "p99_ms": 0.0})
+        for outcome, path, calls in (
+            ("LOG_OUTCOME_APPENDED", "an append", calls_per_append),
+            ("LOG_OUTCOME_CREATED", "a create", 1),
+        ):
+            measured = paths.get(outcome)
+            if measured is None:
+                continue
+            budget = 1000 * trickle.scenario.crm_delay * calls + 10
+            row(
+                f"trickle at 200 messages/s, {path} ({calls} CRM call{'s' if calls > 1 else ''}):"
+                " p99 <= CRM latency x calls + 10 ms",
+                f"p99 {measured['p99_ms']} ms against {budget:.0f} ms (p50 {measured['p50_ms']} ms,"
+                f" {measured['calls']} calls); besides, {cold['calls']} calls sent before their company's"
+                f" first reply (they may wait for its lookups): p99 {cold['p99_ms']} ms",
+                measured["p99_ms"] <= budget,
+                "the CRM requests themselves stay within a few ms of their delay (the service's crm_call"
+                " log lines); the rest of the tail is the service's own queueing: its CPU per message"
+                " keeps its core about half busy at this rate, so a call waits behind others' steps on"
+                " the event loop",
+            )
     if burst := by.get("burst"):
         row(
             "burst: <= 0.2 CRM calls per message",
