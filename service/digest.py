@@ -5,7 +5,8 @@ The protocol, per message:
    day, and file the message as "pending" (or find it already there). Already logged: done, no
    CRM call.
 2. lease: take the digest's lease (an in-process lock first, then a lease row-update that other
-   processes respect), waiting no longer than the caller's deadline.
+   processes respect), waiting no longer than the caller's deadline. When no call of this process
+   holds the digest's lock, the lease is taken in the claim's own transaction.
 3. write: under the lease, render the whole record from every stored entry of the digest in
    creation-time order, then create it (no CRM id yet) or replace its content (update). Pending
    messages of concurrent calls ride along in the same write; their calls then find them logged.
