@@ -11,6 +11,9 @@ live on private addresses on purpose.
 Every reply is also capped: a body larger than MAX_RESPONSE_BYTES is CRM_BAD_RESPONSE, and the
 whole exchange, body included, must finish within the request's read timeout, so a CRM that
 drips bytes cannot hold a call past its budget.
+
+No cookie is kept, at either layer (httpx's client, aiohttp's session): one client serves every
+customer's account on a CRM host, and a kept session cookie would go out on the others' requests.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import ipaddress
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from http.cookiejar import Cookie, CookieJar
 
 import httpx
 
@@ -134,6 +138,40 @@ class _CappedStream(httpx.AsyncByteStream):
         await self._response.aclose()
 
 
+class _NullCookieJar(CookieJar):
+    """A jar that stores no cookie, however one is offered (encode/httpx#1359)."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        pass
+
+
+class _NoCookies(httpx.Cookies):
+    """The client's cookies: none, ever. Replies are not even prepared for the jar, which costs
+    httpx two urllib objects (one parsing the URL again) per reply."""
+
+    def __init__(self) -> None:
+        super().__init__(_NullCookieJar())
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+
+class _CookielessClient(httpx.AsyncClient):
+    """An AsyncClient that keeps no cookies: it serves every customer's account on a CRM host, so a
+    kept cookie (a CRM's session) would be sent on the next customer's requests. Adapters
+    authenticate with headers and need none."""
+
+    _no_cookies = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        raise TypeError("the CRM client keeps no cookies")
+
+
 def http_client(trusted: Iterable[Origin], transport: str = "aiohttp") -> httpx.AsyncClient:
     """The pooled client adapters share; TLS is always verified.
 
@@ -146,4 +184,4 @@ def http_client(trusted: Iterable[Origin], transport: str = "aiohttp") -> httpx.
     else:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         inner = httpx.AsyncHTTPTransport(verify=True, limits=limits)
-    return httpx.AsyncClient(transport=GuardedTransport(inner, trusted=trusted), follow_redirects=False)
+    return _CookielessClient(transport=GuardedTransport(inner, trusted=trusted), follow_redirects=False)
