@@ -75,7 +75,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise _mapped(exc) from None
         return httpx.Response(
             status_code=response.status,
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers],
+            # As received, the way httpcore hands them over: httpx decodes a value when it is read.
+            headers=response.raw_headers,
             stream=_AiohttpStream(response),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
         )

@@ -21,8 +21,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from http.cookiejar import Cookie, CookieJar
 
 import httpx
@@ -59,7 +58,8 @@ def origin(url: httpx.URL) -> Origin:
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
-    """Pins each request to a checked public address and caps its reply; see the module docstring."""
+    """Pins each request to a checked public address and reads its reply whole, capped; see the
+    module docstring."""
 
     def __init__(
         self,
@@ -75,18 +75,38 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self._max_bytes = max_response_bytes
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts = request.extensions.get("timeout", {})
-        budget = timeouts.get("read")
-        deadline = None if budget is None else time.monotonic() + budget
+        budget = request.extensions.get("timeout", {}).get("read")
+        deadline = None if budget is None else asyncio.get_running_loop().time() + budget
         if origin(request.url) not in self._trusted:
             await self._pin(request)
         response = await self._inner.handle_async_request(request)
+        # Read here, whole, under one timer: adapters read every reply whole anyway, and a stream
+        # the client pulled through would cost a timer per chunk and a layer of iteration.
+        try:
+            async with asyncio.timeout_at(deadline):
+                body = await self._capped_body(response)
+        except TimeoutError:
+            raise httpx.ReadTimeout("the reply took too long", request=request) from None
+        finally:
+            await response.aclose()
         return httpx.Response(
             status_code=response.status_code,
             headers=response.headers,
-            stream=_CappedStream(response, self._max_bytes, deadline, request),
+            stream=httpx.ByteStream(body),
             extensions=response.extensions,
         )
+
+    async def _capped_body(self, response: httpx.Response) -> bytes:
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)  # what an async transport returns
+        chunks = []
+        received = 0
+        async for chunk in stream:
+            received += len(chunk)
+            if received > self._max_bytes:
+                raise CrmBadResponse(f"the CRM reply is larger than {self._max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -104,38 +124,6 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         request.extensions = {**request.extensions, "sni_hostname": host}
         # The Host header was fixed from the name when the request was built; only the socket moves.
         request.url = request.url.copy_with(host=addresses[0])
-
-
-class _CappedStream(httpx.AsyncByteStream):
-    def __init__(
-        self, response: httpx.Response, limit: int, deadline: float | None, request: httpx.Request
-    ) -> None:
-        self._response = response
-        self._limit = limit
-        self._deadline = deadline
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        received = 0
-        stream = self._response.stream
-        assert isinstance(stream, httpx.AsyncByteStream)  # what an async transport returns
-        chunks = stream.__aiter__()
-        while True:
-            remaining = None if self._deadline is None else self._deadline - time.monotonic()
-            try:
-                async with asyncio.timeout(remaining):
-                    chunk = await anext(chunks)
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                raise httpx.ReadTimeout("the reply took too long", request=self._request) from None
-            received += len(chunk)
-            if received > self._limit:
-                raise CrmBadResponse(f"the CRM reply is larger than {self._limit} bytes")
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._response.aclose()
 
 
 class _NullCookieJar(CookieJar):
