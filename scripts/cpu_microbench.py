@@ -1,13 +1,15 @@
 """CPU per unit of work on the per-message path, measured with time.process_time over many repeats.
 
-    python scripts/cpu_microbench.py http     # µs of this process's CPU per CRM request
-    python scripts/cpu_microbench.py render   # µs per render + fingerprint of a 4-message SMS digest
+    python scripts/cpu_microbench.py http          # µs of this process's CPU per CRM request
+    python scripts/cpu_microbench.py render        # µs per render + fingerprint of a 4-message SMS digest
+    python scripts/cpu_microbench.py interceptors  # µs per call spent in the server's interceptors
 
-`http` sends Pipedrive's append (GET, then PATCH of a ~1.5 KB note) through the service's real
+`http` sends Pipedrive's append (GET, then PATCH of a ~0.8 KB note) through the service's real
 client stack (service/outbound.py's client over the aiohttp transport, the adapter base, its log
 line and metrics) to the bench's fake CRM in a process of its own, so only the client's CPU is
 counted: first one request at a time, then 64 in flight. Each figure is the best of several
-rounds: other work on the machine only ever adds to them. Run from the repository root with it on
+rounds: other work on the machine only ever adds to them. `interceptors` runs the server's three
+interceptors, chained, around a servicer that answers at once. Run from the repository root with it on
 PYTHONPATH; compare runs made back to back.
 """
 
@@ -19,25 +21,30 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import grpc
 import httpx
 
 from service.adapters.base import CrmCall
 from service.adapters.pipedrive import PipedriveAdapter
+from service.auth import AuthInterceptor
 from service.config import Settings
 from service.logging_setup import configure_logging
+from service.metrics import MetricsInterceptor
 from service.model import ContactInfo, Direction, Entry, Kind, UserInfo
 from service.outbound import http_client, origin
 from service.render import BodyFormat, DigestView, fingerprint, render
+from service.server import RequestContextInterceptor
 
 NEW_YORK = ZoneInfo("America/New_York")
 CONTACT = ContactInfo("100042", "Jane Doe", "+16505550042", "person", "", "")
 
 
 def digest_view() -> DigestView:
-    """A typical digest: four messages each way of a conversation, as the bench's load sends them."""
+    """A typical digest: four messages of a conversation, in and out by turns, as the bench sends them."""
     start = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
     entries = [
         Entry(
@@ -69,6 +76,50 @@ def bench_render(repeats: int) -> None:
             rounds.append((time.process_time() - started) / repeats * 1e6)
         best = min(rounds)
         print(f"render+fingerprint {fmt.value}: {best:.1f} µs per digest (best of {ROUNDS} x {repeats})")
+
+
+@dataclass(frozen=True)
+class _CallDetails:
+    method: str
+    invocation_metadata: tuple[tuple[str, str], ...]
+
+
+class _StubContext:
+    """What the interceptors ask of a call's context."""
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:51234"
+
+    def code(self) -> None:
+        return None
+
+
+async def bench_interceptors(repeats: int) -> None:
+    """The server's interceptors, chained as grpc.aio chains them, around a servicer that answers at once."""
+    interceptors = [MetricsInterceptor(), RequestContextInterceptor(), AuthInterceptor(Settings())]
+
+    async def answer(request: bytes, context: _StubContext) -> bytes:
+        return request
+
+    servicer = grpc.unary_unary_rpc_method_handler(answer)
+
+    async def handler(index: int, details: _CallDetails) -> grpc.RpcMethodHandler:
+        if index == len(interceptors):
+            return servicer
+        return await interceptors[index].intercept_service(lambda d: handler(index + 1, d), details)
+
+    details = _CallDetails(
+        "/messagelog.v1.MessageLogService/AddMessageLog",
+        (("crm-authorization", "Bearer pd-token-1"), ("x-request-id", "bench-1")),
+    )
+    context = _StubContext()
+    rounds = []
+    for _ in range(ROUNDS):
+        started = time.process_time()
+        for _ in range(repeats):
+            await (await handler(0, details)).unary_unary(b"request", context)
+        rounds.append((time.process_time() - started) / repeats * 1e6)
+    print(f"interceptors: {min(rounds):.1f} µs per call (best of {ROUNDS} x {repeats})")
 
 
 def _free_port() -> int:
@@ -135,7 +186,7 @@ async def bench_http(requests: int, transport: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("http", "render"))
+    parser.add_argument("what", choices=("http", "render", "interceptors"))
     parser.add_argument("--repeats", type=int, default=0, help="renders, or CRM requests per phase")
     parser.add_argument("--transport", choices=("aiohttp", "httpx"), default="aiohttp")
     args = parser.parse_args()
@@ -146,6 +197,8 @@ def main() -> int:
         sys.stderr = real_stderr
         if args.what == "render":
             bench_render(args.repeats or 5_000)
+        elif args.what == "interceptors":
+            asyncio.run(bench_interceptors(args.repeats or 20_000))
         else:
             asyncio.run(bench_http(args.repeats or 2_560, args.transport))
     return 0
