@@ -41,7 +41,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl),
-                # The session serves every customer's account on a CRM host; see http_client.
+                # It serves every customer's account on a CRM host: see service/outbound.py on cookies.
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,  # httpx decodes, as it does over httpcore
                 trust_env=False,

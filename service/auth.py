@@ -135,7 +135,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 caller = self._identify(context, metadata)
                 with self._calls.hold(caller.name if caller else ""):
                     token = current_caller.set(caller)
-                    # Reset by token, as the request context interceptor does.
+                    # By token, not bound_contextvars(): see RequestContextInterceptor.
                     bound = structlog.contextvars.bind_contextvars(caller=caller.name if caller else None)
                     try:
                         return await inner(request, context)
