@@ -41,6 +41,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl),
+                # It serves every customer's account on a CRM host: see service/outbound.py on cookies.
+                cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,  # httpx decodes, as it does over httpcore
                 trust_env=False,
             )
@@ -73,7 +75,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise _mapped(exc) from None
         return httpx.Response(
             status_code=response.status,
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers],
+            # As received, the way httpcore hands them over: httpx decodes a value when it is read.
+            headers=response.raw_headers,
             stream=_AiohttpStream(response),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
         )

@@ -135,10 +135,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 caller = self._identify(context, metadata)
                 with self._calls.hold(caller.name if caller else ""):
                     token = current_caller.set(caller)
+                    # By token, not bound_contextvars(): see RequestContextInterceptor.
+                    bound = structlog.contextvars.bind_contextvars(caller=caller.name if caller else None)
                     try:
-                        with structlog.contextvars.bound_contextvars(caller=caller.name if caller else None):
-                            return await inner(request, context)
+                        return await inner(request, context)
                     finally:
+                        structlog.contextvars.reset_contextvars(**bound)
                         current_caller.reset(token)
             except (CallerUnauthenticated, CallerOverloaded) as exc:
                 log.info(

@@ -7,6 +7,7 @@ or users, so the number of series stays bounded whatever callers send.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -58,17 +59,26 @@ STORE_SECONDS = Histogram(
 )
 
 
+# Each series' child, looked up once per label values: labels() checks and converts its arguments
+# and takes a lock on every call, and the label values are few (see the module docstring).
+_rpc_seconds = functools.cache(RPC_SECONDS.labels)
+_crm_request_seconds = functools.cache(CRM_REQUEST_SECONDS.labels)
+_crm_retries = functools.cache(CRM_RETRIES.labels)
+_digest_outcomes = functools.cache(DIGEST_OUTCOMES.labels)
+_store_seconds = functools.cache(STORE_SECONDS.labels)
+
+
 def crm_request(crm: str, operation: str, http_status: int, seconds: float) -> None:
     status = str(http_status) if 100 <= http_status <= 599 else "0"
-    CRM_REQUEST_SECONDS.labels(crm, operation, status).observe(seconds)
+    _crm_request_seconds(crm, operation, status).observe(seconds)
 
 
 def crm_retry(crm: str, operation: str) -> None:
-    CRM_RETRIES.labels(crm, operation).inc()
+    _crm_retries(crm, operation).inc()
 
 
 def digest_outcome(crm: str, outcome: str) -> None:
-    DIGEST_OUTCOMES.labels(crm, outcome).inc()
+    _digest_outcomes(crm, outcome).inc()
 
 
 def timed_store_operation(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
@@ -87,7 +97,7 @@ def timed_store_operation(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitabl
             result = "unavailable"
             raise
         finally:
-            STORE_SECONDS.labels(operation, result).observe(time.perf_counter() - started)
+            _store_seconds(operation, result).observe(time.perf_counter() - started)
 
     return timed
 
@@ -119,7 +129,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 code = context.code() or code
                 raise
             finally:
-                RPC_SECONDS.labels(method, code.name).observe(time.perf_counter() - started)
+                _rpc_seconds(method, code.name).observe(time.perf_counter() - started)
 
         return with_behavior(handler, behavior)
 

@@ -11,6 +11,9 @@ live on private addresses on purpose.
 Every reply is also capped: a body larger than MAX_RESPONSE_BYTES is CRM_BAD_RESPONSE, and the
 whole exchange, body included, must finish within the request's read timeout, so a CRM that
 drips bytes cannot hold a call past its budget.
+
+No cookie is kept, at either layer (httpx's client, aiohttp's session): one client serves every
+customer's account on a CRM host, and a kept session cookie would go out on the others' requests.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from http.cookiejar import Cookie, CookieJar
 
 import httpx
 
@@ -55,7 +58,8 @@ def origin(url: httpx.URL) -> Origin:
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
-    """Pins each request to a checked public address and caps its reply; see the module docstring."""
+    """Pins each request to a checked public address and reads its reply whole, capped; see the
+    module docstring."""
 
     def __init__(
         self,
@@ -71,18 +75,38 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self._max_bytes = max_response_bytes
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts = request.extensions.get("timeout", {})
-        budget = timeouts.get("read")
-        deadline = None if budget is None else time.monotonic() + budget
+        budget = request.extensions.get("timeout", {}).get("read")
+        deadline = None if budget is None else asyncio.get_running_loop().time() + budget
         if origin(request.url) not in self._trusted:
             await self._pin(request)
         response = await self._inner.handle_async_request(request)
+        # Read here, whole, under one timer: adapters read every reply whole anyway, and a stream
+        # the client pulled through would cost a timer per chunk and a layer of iteration.
+        try:
+            async with asyncio.timeout_at(deadline):
+                body = await self._capped_body(response)
+        except TimeoutError:
+            raise httpx.ReadTimeout("the reply took too long", request=request) from None
+        finally:
+            await response.aclose()
         return httpx.Response(
             status_code=response.status_code,
             headers=response.headers,
-            stream=_CappedStream(response, self._max_bytes, deadline, request),
+            stream=httpx.ByteStream(body),
             extensions=response.extensions,
         )
+
+    async def _capped_body(self, response: httpx.Response) -> bytes:
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)  # what an async transport returns
+        chunks = []
+        received = 0
+        async for chunk in stream:
+            received += len(chunk)
+            if received > self._max_bytes:
+                raise CrmBadResponse(f"the CRM reply is larger than {self._max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -102,36 +126,38 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         request.url = request.url.copy_with(host=addresses[0])
 
 
-class _CappedStream(httpx.AsyncByteStream):
-    def __init__(
-        self, response: httpx.Response, limit: int, deadline: float | None, request: httpx.Request
-    ) -> None:
-        self._response = response
-        self._limit = limit
-        self._deadline = deadline
-        self._request = request
+class _NullCookieJar(CookieJar):
+    """A jar that stores no cookie, however one is offered (encode/httpx#1359)."""
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        received = 0
-        stream = self._response.stream
-        assert isinstance(stream, httpx.AsyncByteStream)  # what an async transport returns
-        chunks = stream.__aiter__()
-        while True:
-            remaining = None if self._deadline is None else self._deadline - time.monotonic()
-            try:
-                async with asyncio.timeout(remaining):
-                    chunk = await anext(chunks)
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                raise httpx.ReadTimeout("the reply took too long", request=self._request) from None
-            received += len(chunk)
-            if received > self._limit:
-                raise CrmBadResponse(f"the CRM reply is larger than {self._limit} bytes")
-            yield chunk
+    def set_cookie(self, cookie: Cookie) -> None:
+        pass
 
-    async def aclose(self) -> None:
-        await self._response.aclose()
+
+class _NoCookies(httpx.Cookies):
+    """The client's cookies: none, ever. Replies are not even prepared for the jar, which costs
+    httpx two urllib objects (one parsing the URL again) per reply."""
+
+    def __init__(self) -> None:
+        super().__init__(_NullCookieJar())
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+
+class _CookielessClient(httpx.AsyncClient):
+    """An AsyncClient that keeps no cookies: it serves every customer's account on a CRM host, so a
+    kept cookie (a CRM's session) would be sent on the next customer's requests. Adapters
+    authenticate with headers and need none."""
+
+    _no_cookies = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        raise TypeError("the CRM client keeps no cookies")
 
 
 def http_client(trusted: Iterable[Origin], transport: str = "aiohttp") -> httpx.AsyncClient:
@@ -146,4 +172,4 @@ def http_client(trusted: Iterable[Origin], transport: str = "aiohttp") -> httpx.
     else:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         inner = httpx.AsyncHTTPTransport(verify=True, limits=limits)
-    return httpx.AsyncClient(transport=GuardedTransport(inner, trusted=trusted), follow_redirects=False)
+    return _CookielessClient(transport=GuardedTransport(inner, trusted=trusted), follow_redirects=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,35 @@ SUBJECT_LIMIT = 255
 TEXT_INDENT = "    "
 NO_TEXT = "(no text)"
 _RULE = "------------"
+# Spelled out rather than left to strftime, which costs more and follows LC_TIME should anything set it.
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _unreadable_characters() -> re.Pattern[str]:
+    """A character class of every control (Cc) and format (Cf) character but newline and tab, from
+    this Python's Unicode database (bidirectional overrides are format characters). Scanning every
+    code point takes ~0.1 s, once; asking the database about each character of each text cost more
+    than all the rest of a render."""
+    codes = [
+        code
+        for code in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(code)) in ("Cc", "Cf") and chr(code) not in "\n\t"
+    ]
+    runs: list[list[int]] = []
+    for code in codes:
+        if runs and runs[-1][1] == code - 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return re.compile("[" + "".join(f"\\U{first:08x}-\\U{last:08x}" for first, last in runs) + "]")
+
+
+_UNREADABLE = _unreadable_characters()
 
 
 class BodyFormat(StrEnum):
@@ -67,7 +97,7 @@ class DigestView:
 def fingerprint(body: str) -> str:
     """What a record says, ignoring markup and spacing: a CRM that reformats what we wrote (its
     HTML sanitizer, its line endings) leaves the fingerprint alone; a person's edit changes it."""
-    text = html.unescape(re.sub(r"<[^>]*>", " ", body))
+    text = html.unescape(_TAG.sub(" ", body))
     return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()
 
 
@@ -79,8 +109,10 @@ def ref_marker(ref: str) -> str:
 def clean(text: str) -> str:
     """Drops characters that would garble what a person reads: controls (but newline and tab) and
     bidirectional overrides, which can make a line display in an order other than it was written."""
+    if text.isprintable():  # then it holds no control or format character: most names and lines
+        return text
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf"))
+    return _UNREADABLE.sub("", text)
 
 
 def one_line(text: str) -> str:
@@ -130,14 +162,14 @@ def _contact_label(contact: ContactInfo) -> str:
 
 
 def _long_date(day: date) -> str:
-    return f"{day:%A}, {day:%B} {day.day}, {day.year}"
+    return f"{_WEEKDAYS[day.weekday()]}, {_MONTHS[day.month - 1]} {day.day}, {day.year}"
 
 
 def _clock(moment: datetime, zone: tzinfo) -> str:
     """9:05 AM EST: the abbreviation tells a reader which side of a DST change a time is on."""
     local = moment.astimezone(zone)
     hour = local.hour % 12 or 12
-    return f"{hour}:{local:%M} {local:%p} {local.tzname() or ''}".rstrip()
+    return f"{hour}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'} {local.tzname() or ''}".rstrip()
 
 
 def _sender(view: DigestView, entry: Entry) -> str:

@@ -73,8 +73,13 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
         request_id = request_id or secrets.token_hex(8)
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            with structlog.contextvars.bound_contextvars(request_id=request_id, peer=context.peer()):
+            # Tokens to reset, rather than bound_contextvars(), which copies the whole context
+            # on every call to find what it overwrites.
+            bound = structlog.contextvars.bind_contextvars(request_id=request_id, peer=context.peer())
+            try:
                 return await inner(request, context)
+            finally:
+                structlog.contextvars.reset_contextvars(**bound)
 
         return with_behavior(handler, behavior)
 

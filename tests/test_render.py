@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
@@ -10,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.model import ContactInfo, Direction, Entry, Kind
-from service.render import BodyFormat, DigestView, render
+from service.render import BodyFormat, DigestView, clean, render
 
 CONTACT = ContactInfo("42", "Jane Doe", "+16505553204", "person", "", "")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -131,3 +134,39 @@ def test_no_message_text_adds_a_tag_to_an_html_record(text: str) -> None:
 
     tags = [t for t in _tags(record) if t != "br"]
     assert tags == [t for t in _tags(single_line) if t != "br"]
+
+
+def _clean_by_the_definition(text: str) -> str:
+    """clean() as its docstring defines it, asking the Unicode database about each character."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf"))
+
+
+def test_clean_drops_every_control_and_format_character_but_newline_and_tab() -> None:
+    every_character = "".join(map(chr, range(sys.maxunicode + 1)))
+
+    assert clean(every_character) == _clean_by_the_definition(every_character)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=hostile_text | st.text(alphabet=st.sampled_from("\r\n\t \u202e\u200b\x00\x85ab")))
+def test_clean_agrees_with_its_definition_on_any_text(text: str) -> None:
+    assert clean(text) == _clean_by_the_definition(text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    moment=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    zone=st.sampled_from([NEW_YORK, ZoneInfo("Asia/Kolkata"), ZoneInfo("Australia/Lord_Howe"), UTC]),
+)
+def test_dates_and_times_read_as_strftime_writes_them(moment: datetime, zone: ZoneInfo) -> None:
+    local = moment.astimezone(zone)
+    day = local.date()
+    message = replace(entry(0, "hi"), created_at=moment)
+    record = render(DigestView(Kind.SMS, CONTACT, "", zone, "Zone", day, [message]), BodyFormat.TEXT)
+
+    clock = f"{local.hour % 12 or 12}:{local:%M} {local:%p} {local.tzname() or ''}".rstrip()
+    assert f"{day:%A}, {day:%B} {day.day}, {day.year} (times in Zone)" in record.body
+    assert f"Jane Doe (+16505553204) at {clock}\n" in record.body

@@ -167,3 +167,35 @@ async def test_tls_to_the_crm_is_verified(pki: Pki) -> None:
                 await client.get(f"https://127.0.0.1:{port}/")
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_a_cookie_from_one_accounts_reply_is_never_sent_on_a_later_request(transport: str) -> None:
+    # One client serves every customer's account on a CRM host: a kept cookie (a CRM's session)
+    # would travel on the next customer's requests.
+    cookies_received: list[str | None] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        cookies_received.append(request.headers.get("Cookie"))
+        response = web.json_response({"ok": True})
+        response.set_cookie("crm_session", request.headers["Authorization"].removeprefix("Bearer "))
+        return response
+
+    app = web.Application()
+    app.router.add_get("/", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    # A host name, not an address: cookie jars refuse cookies from bare IP addresses by themselves.
+    url = f"http://localhost:{port}/"
+    try:
+        async with http_client(trusted=[("http", "localhost", port)], transport=transport) as client:
+            for account_token in ("account-a", "account-b", "account-a"):
+                response = await client.get(url, headers={"Authorization": f"Bearer {account_token}"})
+                assert response.headers["set-cookie"].startswith("crm_session=")
+    finally:
+        await runner.cleanup()
+
+    assert cookies_received == [None, None, None]
