@@ -372,6 +372,7 @@ async def run_scenario(scenario: Scenario, work: Path, echo_seconds: float) -> R
             targets = ",".join(f"127.0.0.1:{port}" for port in ports)
             echo = None
             if scenario.echo:
+                echo_cpu_before = sum(cpu_seconds(s.pid) for s in servers)
                 echo = await loadgen(
                     "--targets",
                     targets,
@@ -382,6 +383,8 @@ async def run_scenario(scenario: Scenario, work: Path, echo_seconds: float) -> R
                     "--concurrency",
                     str(scenario.concurrency),
                 )
+                echo_cpu = sum(cpu_seconds(s.pid) for s in servers) - echo_cpu_before
+                echo["server_cpu_ms_per_call"] = round(1000 * echo_cpu / max(echo["ok"], 1), 3)
             crm_reset(crm_url)
             cpu_before = sum(cpu_seconds(s.pid) for s in servers)
             load = await loadgen(
@@ -440,7 +443,8 @@ def render(results: list[Result], seconds: float, scale: float) -> str:
     if ceiling:
         lines += [
             f"**Echo ceiling** (the same load generator calling the server's health check, 64 in flight):"
-            f" {ceiling['per_second']:.0f} calls/s, p50 {ceiling['p50_ms']} ms, p99 {ceiling['p99_ms']} ms.",
+            f" {ceiling['per_second']:.0f} calls/s, p50 {ceiling['p50_ms']} ms, p99 {ceiling['p99_ms']} ms,"
+            f" {ceiling['server_cpu_ms_per_call']} ms of server CPU per call.",
             "",
         ]
     lines += [
@@ -534,17 +538,20 @@ def targets(results: list[Result], ceiling: dict[str, Any] | None) -> list[str]:
             "instant CRM, SQLite: >= 20% of the echo ceiling",
             f"{instant.load['per_second']:.0f} of {ceiling['per_second']:.0f} calls/s = {100 * share:.0f}%",
             share >= 0.2,
-            f"CPU-bound: {instant.cpu_ms_per_message:.2f} ms of server CPU per message against ~0.15 ms"
-            " per echo; each message runs 3 store transactions (SQLAlchemy Core on sqlite3), one CRM"
-            " request through httpx, a rendered digest and two log lines, all in one Python process",
+            f"CPU-bound: the server process uses a whole core at {instant.cpu_ms_per_message:.2f} ms of CPU"
+            f" per message, {instant.cpu_ms_per_message / ceiling['server_cpu_ms_per_call']:.0f} times an"
+            " echo's; a message is one gRPC call plus, per message, 1.75 CRM requests over loopback HTTP,"
+            " two to three store transactions, a rendered digest and about three log lines (a py-spy"
+            " profile of this scenario is in the README)",
         )
     if instant and pg:
         row(
             "instant CRM: PostgreSQL with 2 processes no worse than SQLite",
             f"{pg.load['per_second']:.0f} against {instant.load['per_second']:.0f} messages/s",
             pg.load["per_second"] >= 0.95 * instant.load["per_second"],
-            "the 2 cores are shared by 2 service processes, PostgreSQL's backends, the load generator"
-            " and the fake CRM; each statement is a network round trip to PostgreSQL",
+            f"the 2 cores are shared by the 2 service processes ({pg.cpu_ms_per_message:.2f} ms of CPU per"
+            f" message between them, against SQLite's {instant.cpu_ms_per_message:.2f}: each statement is a"
+            " round trip to PostgreSQL), PostgreSQL's own backends, the load generator and the fake CRM",
         )
     if (large := by.get("large-store")) and instant:
         ratio = large.load["per_second"] / instant.load["per_second"]
