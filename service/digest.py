@@ -28,8 +28,15 @@ from datetime import UTC, datetime
 
 import structlog
 
-from service.adapters.base import CrmCall, HttpCrmAdapter
-from service.errors import AccountOverloaded, CrmError, CrmRecordNotFound, DigestBusy, WriteUnsettled
+from service.adapters.base import Created, CrmCall, HttpCrmAdapter
+from service.errors import (
+    AccountOverloaded,
+    CrmError,
+    CrmRecordChanged,
+    CrmRecordNotFound,
+    DigestBusy,
+    WriteUnsettled,
+)
 from service.limits import RETRY_AFTER_SECONDS, ConcurrencyLimit
 from service.model import LogRequest, Outcome
 from service.render import DigestView, RenderedRecord, fingerprint, ref_marker, render
@@ -223,7 +230,7 @@ class DigestLogger:
         else:
             user_name = await adapter.user_display_name(call)
         try:
-            log_id, via, written = await self._write_record(request, adapter, call, digest, user_name)
+            written = await self._write_record(request, adapter, call, digest, user_name)
         except CrmError as exc:
             if exc.in_flight:
                 # Unanswered: the CRM may apply it late, after a newer write, and undo that one.
@@ -232,7 +239,13 @@ class DigestLogger:
         # The renewer must not take the lease back once the recording below has ended it.
         await turn.stop_renewing()
         await self._store.record_written(
-            digest.id, log_id, digest.pending_ids, via, fingerprint(written), turn.owner
+            digest.id,
+            written.log_id,
+            digest.pending_ids,
+            written.via,
+            fingerprint(written.body),
+            written.version,
+            turn.owner,
         )
         turn.released = True
         if request.entry.message_id not in digest.pending_ids:
@@ -240,8 +253,8 @@ class DigestLogger:
         if not message.owned:
             # An earlier call handed this message over and reports the write, so that exactly
             # one call per message says CREATED or APPENDED.
-            return LogResult(log_id, Outcome.ALREADY_LOGGED)
-        return LogResult(log_id, Outcome.CREATED if via == "create" else Outcome.APPENDED)
+            return LogResult(written.log_id, Outcome.ALREADY_LOGGED)
+        return LogResult(written.log_id, Outcome.CREATED if written.via == "create" else Outcome.APPENDED)
 
     async def _write_record(
         self,
@@ -250,38 +263,79 @@ class DigestLogger:
         call: CrmCall,
         digest: StoredDigest,
         user_name: str,
-    ) -> tuple[str, str, str]:
-        """Writes the record to the CRM; returns its id, "create" or "append", and the text written."""
+    ) -> _Written:
+        """Writes the record to the CRM: creates it, or appends to it."""
         log_id = digest.crm_log_id
         if log_id is None:
-            record = _render(request, adapter, digest, user_name, whole=True)
-            return await self._create(adapter, call, record, digest), "create", record.body
+            return await self._create(request, adapter, call, digest, user_name)
         try:
-            current = await adapter.read_body(call, log_id)
-            if (
-                current is not None
-                and digest.written_fingerprint is not None
-                and fingerprint(current)
-                not in (
-                    digest.written_fingerprint,
-                    *digest.sent_fingerprints,
-                )
-            ):
-                # A person edited the record: their text stays as they left it, ours goes after it.
-                log.info("record_edit_kept", digest_id=digest.id, crm=request.crm)
-                await self._store.keep_edit(digest.id, current)
-                digest = await self._store.load(digest.id)
-            record = _render(request, adapter, digest, user_name, whole=False)
-            await self._store.write_sent(digest.id, fingerprint(record.body), digest.sent_fingerprints)
-            await adapter.update(call, log_id, record)
+            return await self._append(request, adapter, call, digest, user_name, log_id)
         except CrmRecordNotFound:
             if request.log_id:
                 raise
             # Someone deleted the day's record in the CRM: start a new one holding the whole day.
             log.info("digest_record_gone", digest_id=digest.id, crm=request.crm)
-            record = _render(request, adapter, digest, user_name, whole=True)
-            return await self._create(adapter, call, record, digest), "create", record.body
-        return log_id, "append", record.body
+            return await self._create(request, adapter, call, digest, user_name)
+
+    async def _append(
+        self,
+        request: LogRequest,
+        adapter: HttpCrmAdapter,
+        call: CrmCall,
+        digest: StoredDigest,
+        user_name: str,
+        log_id: str,
+    ) -> _Written:
+        """Replaces the record's content, keeping a person's edit of it.
+
+        Where the CRM writes conditionally and the version our last write left is known, that is
+        one write, which the CRM refuses if anyone changed the record since. Otherwise, and after
+        such a refusal, the record is read first (where the adapter can), so an edit is found
+        before the write could overwrite it.
+        """
+        if adapter.versions is not None and digest.crm_version is not None:
+            try:
+                return await self._replace(
+                    request, adapter, call, digest, user_name, log_id, digest.crm_version
+                )
+            except CrmRecordChanged:
+                log.info("record_changed", digest_id=digest.id, crm=request.crm)
+                # Reloaded so the refused write counts among those sent: refused only when
+                # repeated after a lost answer, it may have landed, and its text is ours, no edit.
+                digest = await self._store.load(digest.id)
+        current = await adapter.read_record(call, log_id)
+        if current is not None and _edited(digest, current.body):
+            # A person edited the record: their text stays as they left it, ours goes after it.
+            log.info("record_edit_kept", digest_id=digest.id, crm=request.crm)
+            await self._store.keep_edit(digest.id, current.body)
+            digest = await self._store.load(digest.id)
+        version = None if current is None else current.version
+        try:
+            return await self._replace(request, adapter, call, digest, user_name, log_id, version)
+        except CrmRecordChanged:
+            raise DigestBusy(
+                "the CRM record changed again while it was being written; retry shortly"
+            ) from None
+
+    async def _replace(
+        self,
+        request: LogRequest,
+        adapter: HttpCrmAdapter,
+        call: CrmCall,
+        digest: StoredDigest,
+        user_name: str,
+        log_id: str,
+        version: str | None,
+    ) -> _Written:
+        """Writes the digest (after a kept edit) over the record; with a version, only while the
+        record is still at it."""
+        record = _render(request, adapter, digest, user_name, whole=False)
+        await self._store.write_sent(digest.id, fingerprint(record.body), digest.sent_fingerprints)
+        if version is None:
+            written_version = await adapter.update(call, log_id, record)
+        else:
+            written_version = await adapter.update_unless_changed(call, log_id, record, version)
+        return _Written(log_id, "append", record.body, written_version)
 
     def _start_renewing(self, turn: _Turn) -> None:
         turn.renewal = None
@@ -293,22 +347,30 @@ class DigestLogger:
             await asyncio.sleep(self._lease_ms / 3000)
 
     async def _create(
-        self, adapter: HttpCrmAdapter, call: CrmCall, record: RenderedRecord, digest: StoredDigest
-    ) -> str:
+        self,
+        request: LogRequest,
+        adapter: HttpCrmAdapter,
+        call: CrmCall,
+        digest: StoredDigest,
+        user_name: str,
+    ) -> _Written:
         """Creates the digest's record, unless an earlier create whose result was never recorded
         made it: then that record is found by its reference and brought up to date instead.
         (That earlier create had time to land: it failed without reply, which held writes back
         until it settled, or its process died, whose lease had to expire first.)"""
+        record = _render(request, adapter, digest, user_name, whole=True)
         if digest.create_sent_ms is not None:
             since = datetime.fromtimestamp(digest.create_sent_ms / 1000, UTC)
             found = await adapter.find_created(call, ref_marker(digest.ref), since)
             log.info("create_reconciled", digest_id=digest.id, found=found is not None)
             if found is not None:
                 await self._store.write_sent(digest.id, fingerprint(record.body), digest.sent_fingerprints)
-                await adapter.update(call, found, record)
-                return found
+                return _Written(found, "create", record.body, await adapter.update(call, found, record))
         await self._store.create_sent(digest.id)
-        return await adapter.create(call, record)
+        created = await adapter.create(call, record)
+        if not isinstance(created, Created):
+            created = Created(created, version=None)
+        return _Written(created.log_id, "create", record.body, created.version)
 
 
 def _render(
@@ -334,6 +396,25 @@ def _render(
         first_time=first,
     )
     return render(view, adapter.body_format)
+
+
+def _edited(digest: StoredDigest, body: str) -> bool:
+    """Whether the record's text is a person's: neither what we last wrote nor a write we sent."""
+    return digest.written_fingerprint is not None and fingerprint(body) not in (
+        digest.written_fingerprint,
+        *digest.sent_fingerprints,
+    )
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A write the CRM took: its record's id, "create" or "append", the text written, and the
+    record's version after it (None where the CRM keeps none)."""
+
+    log_id: str
+    via: str
+    body: str
+    version: str | None
 
 
 @dataclass

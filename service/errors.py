@@ -17,6 +17,7 @@ MessageLogError                       base: grpc_code, reason, retryable
 └── CrmError                          raised by the adapter base from a CRM reply (http_status)
     ├── CrmAuthFailed                 FAILED_PRECONDITION  CRM_AUTH_FAILED
     ├── CrmRecordNotFound             NOT_FOUND            CRM_RECORD_NOT_FOUND
+    ├── CrmRecordChanged              ABORTED              CRM_RECORD_CHANGED (the digest logic handles it)
     ├── CrmRejected                   FAILED_PRECONDITION  CRM_REJECTED
     ├── CrmRateLimited                UNAVAILABLE          CRM_RATE_LIMITED (retry_after)
     ├── CrmUnavailable                UNAVAILABLE          CRM_UNAVAILABLE
@@ -176,6 +177,17 @@ class CrmAuthFailed(CrmError):
 class CrmRecordNotFound(CrmError):
     grpc_code = grpc.StatusCode.NOT_FOUND
     reason = "CRM_RECORD_NOT_FOUND"
+
+
+class CrmRecordChanged(CrmError):
+    """A conditional write was refused: the record changed since the version it expected (HTTP 412).
+
+    Not retried as it is: the record is read again first. The digest logic handles it, so it does
+    not reach callers.
+    """
+
+    grpc_code = grpc.StatusCode.ABORTED
+    reason = "CRM_RECORD_CHANGED"
 
 
 class CrmRejected(CrmError):

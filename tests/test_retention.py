@@ -44,7 +44,9 @@ async def _log(store: Store, request: LogRequest) -> None:
         claimed.digest_id, owner, 15_000, request.scope, request.entry.message_id
     )
     assert leased is not None and leased.digest is not None
-    await store.record_written(claimed.digest_id, "501", leased.digest.pending_ids, "create", "fp", owner)
+    await store.record_written(
+        claimed.digest_id, "501", leased.digest.pending_ids, "create", "fp", None, owner
+    )
 
 
 async def test_a_logged_digest_past_the_window_is_purged_with_its_messages(store: Store) -> None:

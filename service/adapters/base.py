@@ -17,7 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -33,6 +33,7 @@ from service.errors import (
     CrmError,
     CrmNotConfigured,
     CrmRateLimited,
+    CrmRecordChanged,
     CrmRecordNotFound,
     CrmRejected,
     CrmTimeout,
@@ -85,6 +86,34 @@ class CrmCall:
     authorization: str
     extras: Mapping[str, str]
     deadline: float | None = None  # time.monotonic() value
+    # The record version a conditional write expects (see HttpCrmAdapter.update_unless_changed).
+    expected_version: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordVersions:
+    """How a CRM that writes conditionally names a record's version (an etag, changed by every
+    write): where replies carry it, and the request header that makes an update apply only while
+    the record is still at the version it names (the CRM answers 412 otherwise)."""
+
+    at: tuple[str | int, ...]
+    header: str
+
+
+@dataclass(frozen=True)
+class Created:
+    """A record a create made: its id, and its version where the CRM keeps versions."""
+
+    log_id: str
+    version: str | None
+
+
+@dataclass(frozen=True)
+class CurrentRecord:
+    """A record as the CRM holds it now: its text, and its version where the CRM keeps versions."""
+
+    body: str
+    version: str | None = None
 
 
 class TtlCache(Generic[K, V]):
@@ -146,6 +175,9 @@ class HttpCrmAdapter(ABC):
     # The current user's name in the CRM, looked up once an hour per user when the caller sends
     # no user.name; None where the CRM offers no such lookup.
     user_lookup: ClassVar[UserLookup | None] = None
+    # For CRMs whose records have versions and take conditional writes; then an append is one
+    # write with the version we last wrote, and the record is read only when that write is refused.
+    versions: ClassVar[RecordVersions | None] = None
 
     http: httpx.AsyncClient
     settings: CrmSettings
@@ -163,24 +195,43 @@ class HttpCrmAdapter(ABC):
         return "user.hostname"
 
     @abstractmethod
-    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
-        """Creates the CRM record and returns its id."""
+    async def create(self, call: CrmCall, record: RenderedRecord) -> str | Created:
+        """Creates the CRM record and returns its id, or, where the CRM keeps versions, the id
+        and the version (see version_in)."""
 
     @abstractmethod
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
-        """Replaces the content of CRM record log_id with the record given."""
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> str | None:
+        """Replaces the content of CRM record log_id with the record given; returns the record's
+        new version where the CRM keeps versions (see version_in), else None."""
+
+    async def update_unless_changed(
+        self, call: CrmCall, log_id: str, record: RenderedRecord, version: str
+    ) -> str | None:
+        """update, applied only while the record is still at `version` (for CRMs with `versions`):
+        raises CrmRecordChanged when the CRM holds a newer one."""
+        return await self.update(replace(call, expected_version=version), log_id, record)
 
     def validate(self, call: CrmCall) -> None:
         """Rejects a call this CRM cannot take before anything is stored or sent; adapters extend it."""
         self.base_url(call)
 
-    async def read_body(self, call: CrmCall, log_id: str) -> str | None:
-        """The record's text as the CRM holds it now, or None where the adapter cannot read it.
+    async def read_record(self, call: CrmCall, log_id: str) -> CurrentRecord | None:
+        """The record as the CRM holds it now, or None where the adapter cannot read it.
 
-        Read before each append, so a person's edit is found and kept rather than overwritten;
-        adapters whose CRM can return a record override this.
+        Read before an append (for CRMs with `versions`, only when the record changed since we
+        wrote it), so a person's edit is found and kept rather than overwritten; adapters whose
+        CRM can return a record override this.
         """
         return None
+
+    def version_in(self, reply: Any) -> str | None:
+        """The record's version in a CRM reply (for CRMs with `versions`), or None when it has none."""
+        if self.versions is None:
+            return None
+        try:
+            return str(field_at(reply, *self.versions.at)) or None
+        except CrmBadResponse:
+            return None
 
     async def prepare_create(self, call: CrmCall) -> None:
         """Makes the per-account lookups a create needs (cached), while the user's name is looked
@@ -254,7 +305,12 @@ class HttpCrmAdapter(ABC):
         return f"https://{account.netloc}{path}"
 
     def auth_headers(self, call: CrmCall) -> dict[str, str]:
-        return {"Authorization": call.authorization}
+        """The headers every request of the call sends: its credentials, and for a conditional
+        write the version it expects."""
+        headers = {"Authorization": call.authorization}
+        if call.expected_version is not None and self.versions is not None:
+            headers[self.versions.header] = call.expected_version
+        return headers
 
     async def request(
         self,
@@ -433,6 +489,10 @@ class HttpCrmAdapter(ABC):
             )
         if status in (404, 410):
             return CrmRecordNotFound(f"{where}: the record does not exist", http_status=status)
+        if status == 412:
+            return CrmRecordChanged(
+                f"{where}: the record changed since the version given", http_status=status
+            )
         if status >= 500:
             return CrmUnavailable(f"{where}: the CRM failed", http_status=status)
         return CrmRejected(f"{where}: the CRM refused the request", http_status=status)

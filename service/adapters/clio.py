@@ -7,15 +7,30 @@
 - Senders and receivers follow the direction: inbound is contact -> user, outbound user -> contact.
 - additional_submission: "matters" (a matter id) files the communication under that matter.
 - Calls: create is one POST /communications.json; an append is one PATCH
-  /communications/{id}.json replacing subject and body. When the caller sends no user.name, the
-  user's name is read once an hour per account from GET /users/who_am_i.json.
+  /communications/{id}.json replacing subject and body, sent with IF-MATCH: the etag of our last
+  write (every reply carries the record's etag; Clio answers 412 when the record changed since).
+  After a 412 (a person edited the communication) the record is read, GET
+  /communications/{id}.json?fields=id,etag,body, their text is kept as they left it with the later
+  messages written after it, and the PATCH is sent again with the etag just read. When the caller
+  sends no user.name, the user's name is read once an hour per account from GET
+  /users/who_am_i.json.
+- Not checked against Clio itself: the 412 reply's error body (only its status is relied on).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from service.adapters.base import CrmCall, HttpCrmAdapter, UserLookup, record_id
+from service.adapters.base import (
+    Created,
+    CrmCall,
+    CurrentRecord,
+    HttpCrmAdapter,
+    RecordVersions,
+    UserLookup,
+    field_at,
+    record_id,
+)
 from service.adapters.fields import numeric_id, utc_iso
 from service.model import Direction
 from service.render import BodyFormat, RenderedRecord
@@ -28,13 +43,14 @@ class ClioAdapter(HttpCrmAdapter):
     # Clio returns only id and etag unless the fields wanted are named.
     user_lookup = UserLookup("/users/who_am_i.json", name_at=("data", "name"), params={"fields": "id,name"})
     default_base_url = "https://{hostname}/api/v4"
+    versions = RecordVersions(at=("data", "etag"), header="IF-MATCH")
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
         self._parties(call, inbound=True)
         self._matter(call)
 
-    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+    async def create(self, call: CrmCall, record: RenderedRecord) -> Created:
         payload: dict[str, Any] = {
             "type": "PhoneCommunication",
             "subject": record.subject,
@@ -47,16 +63,26 @@ class ClioAdapter(HttpCrmAdapter):
         body = await self.request(
             call, "POST", "/communications.json", json={"data": payload}, operation="create_communication"
         )
-        return record_id(body, "data", "id")
+        return Created(record_id(body, "data", "id"), self.version_in(body))
 
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
-        await self.request(
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> str | None:
+        body = await self.request(
             call,
             "PATCH",
-            f"/communications/{numeric_id('log_id', log_id, self.name)}.json",
+            self._path(log_id),
             json={"data": {"subject": record.subject, "body": record.body}},
             operation="update_communication",
         )
+        return self.version_in(body)
+
+    async def read_record(self, call: CrmCall, log_id: str) -> CurrentRecord:
+        body = await self.request(
+            call, "GET", self._path(log_id), params={"fields": "id,etag,body"}, operation="get_communication"
+        )
+        return CurrentRecord(str(field_at(body, "data", "body")), self.version_in(body))
+
+    def _path(self, log_id: str) -> str:
+        return f"/communications/{numeric_id('log_id', log_id, self.name)}.json"
 
     def _parties(self, call: CrmCall, *, inbound: bool) -> dict[str, list[dict[str, Any]]]:
         user = {"id": numeric_id("user.id", call.user.id, self.name), "type": "User"}

@@ -20,6 +20,7 @@ from typing import Any
 from service.adapters.base import (
     LOOKUP_TTL_SECONDS,
     CrmCall,
+    CurrentRecord,
     HttpCrmAdapter,
     TtlCache,
     UserLookup,
@@ -76,7 +77,7 @@ class PipedriveAdapter(HttpCrmAdapter):
     async def prepare_create(self, call: CrmCall) -> None:
         await self._activity_type(call)
 
-    async def read_body(self, call: CrmCall, log_id: str) -> str | None:
+    async def read_record(self, call: CrmCall, log_id: str) -> CurrentRecord:
         body = await self.request(
             call,
             "GET",
@@ -84,7 +85,7 @@ class PipedriveAdapter(HttpCrmAdapter):
             operation="get_activity",
         )
         data = field_at(body, "data")
-        return str(data.get("note") or "") if isinstance(data, dict) else ""
+        return CurrentRecord(str(data.get("note") or "") if isinstance(data, dict) else "")
 
     async def find_created(self, call: CrmCall, marker: str, since: datetime) -> str | None:
         # A create that got no answer may have made the activity: look among the person's

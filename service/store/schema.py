@@ -42,6 +42,9 @@ digests = sa.Table(
     sa.Column("sent_fingerprints", sa.Text()),
     # A person's edit of the record, kept verbatim; later messages are written after it.
     sa.Column("kept_body", sa.Text()),
+    # The record's version (an etag) as our last write left it, for CRMs that write conditionally:
+    # the next write expects it, and the CRM refuses it when someone changed the record since.
+    sa.Column("crm_version", sa.Text()),
     # The lease serializes writes to one record across processes; expiry is epoch milliseconds.
     sa.Column("lease_owner", sa.String(64)),
     sa.Column("lease_expires_ms", sa.BigInteger()),

@@ -65,6 +65,8 @@ class StoredDigest:
     # A person's edit of the record and the messages it holds; the other entries come after it.
     kept_body: str | None
     kept_ids: frozenset[str]
+    # The record's version as our last confirmed write left it (CRMs that write conditionally).
+    crm_version: str | None
     entries: list[Entry]
     pending_ids: list[str]
 
@@ -99,7 +101,7 @@ _TAKE_LEASE = (
     "UPDATE digests SET lease_owner = $2, lease_expires_ms = $4"
     " WHERE id = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_ms < $3)"
     " RETURNING crm_log_id, ref, create_sent_ms, settle_until_ms, written_fingerprint, sent_fingerprints,"
-    " kept_body"
+    " kept_body, crm_version"
 )
 _RELEASE_LEASE = (
     "UPDATE digests SET lease_owner = NULL, lease_expires_ms = NULL WHERE id = $1 AND lease_owner = $2"
@@ -107,7 +109,7 @@ _RELEASE_LEASE = (
 # The same columns as _TAKE_LEASE returns.
 _LOAD_DIGEST = (
     "SELECT crm_log_id, ref, create_sent_ms, settle_until_ms, written_fingerprint, sent_fingerprints,"
-    " kept_body FROM digests WHERE id = $1"
+    " kept_body, crm_version FROM digests WHERE id = $1"
 )
 _LOAD_ENTRIES = (
     "SELECT message_id, state, entry, in_kept FROM messages WHERE digest_id = $1"
@@ -119,7 +121,7 @@ _WRITE_SENT = "UPDATE digests SET sent_fingerprints = $2 WHERE id = $1"
 # Every SET reads the row as it was, so the lease is compared before it is cleared.
 _RECORD_DIGEST = (
     "UPDATE digests SET crm_log_id = $2, create_sent_ms = NULL, written_fingerprint = $3,"
-    " sent_fingerprints = NULL, updated_ms = $4,"
+    " sent_fingerprints = NULL, crm_version = $6, updated_ms = $4,"
     " lease_owner = CASE WHEN lease_owner = $5 THEN NULL ELSE lease_owner END,"
     " lease_expires_ms = CASE WHEN lease_owner = $5 THEN NULL ELSE lease_expires_ms END"
     " WHERE id = $1"
@@ -291,14 +293,16 @@ class Store:
         message_ids: Sequence[str],
         via: str,
         fingerprint: str,
+        version: str | None,
         owner: str,
     ) -> None:
-        """The CRM now holds these messages in record crm_log_id, whose text has this fingerprint;
-        owner's lease on the digest ends."""
+        """The CRM now holds these messages in record crm_log_id, whose text has this fingerprint
+        and which is at this version (None where the CRM keeps none); owner's lease on the digest
+        ends."""
         now = _now_ms()
 
         async def work(tx: Transaction) -> None:
-            await tx.execute(_RECORD_DIGEST, digest_id, crm_log_id, fingerprint, now, owner)
+            await tx.execute(_RECORD_DIGEST, digest_id, crm_log_id, fingerprint, now, owner, version)
             if via == "create":
                 # A new record holds every message whole: nothing of a former record's edit is kept.
                 await tx.execute(_SET_KEPT_BODY, digest_id, None)
@@ -424,7 +428,7 @@ async def _load(tx: Transaction, digest_id: int, digest: Row | None = None) -> S
     if digest is None:
         digest = await tx.fetch_one(_LOAD_DIGEST, digest_id)
         assert digest is not None  # digests are deleted only with every message, and never leased
-    crm_log_id, ref, create_sent_ms, settle_until_ms, written, sent, kept_body = digest
+    crm_log_id, ref, create_sent_ms, settle_until_ms, written, sent, kept_body, crm_version = digest
     rows: list[Row] = await tx.fetch_all(_LOAD_ENTRIES, digest_id)
     return StoredDigest(
         id=digest_id,
@@ -436,6 +440,7 @@ async def _load(tx: Transaction, digest_id: int, digest: Row | None = None) -> S
         sent_fingerprints=tuple((sent or "").split()),
         kept_body=kept_body,
         kept_ids=frozenset(row[0] for row in rows if row[3]),
+        crm_version=crm_version,
         entries=[Entry.from_json(row[2]) for row in rows],
         pending_ids=[row[0] for row in rows if row[1] == MessageState.PENDING],
     )

@@ -96,7 +96,7 @@ class FakeCrm:
 
     # What the contract suite reads back. A fake that keeps its records in one dict names it, the
     # field path to a record's text, and the pattern of its write paths; one that keeps them
-    # otherwise overrides the four methods below.
+    # otherwise overrides the five methods below.
     record_store: ClassVar[str] = ""
     body_path: ClassVar[tuple[str, ...]] = ()
     write_path: ClassVar[str] = ""
@@ -117,6 +117,14 @@ class FakeCrm:
         for name in self.body_path:
             node = node[name]
         return str(node)
+
+    def edit_record(self, log_id: str, text: str) -> None:
+        """What a person replacing the record's text in the CRM does."""
+        node = self._records()[self._key(log_id)]
+        *parents, name = self.body_path
+        for parent in parents:
+            node = node[parent]
+        node[name] = text
 
     def delete_record(self, log_id: str) -> None:
         """What a person deleting the record in the CRM does."""

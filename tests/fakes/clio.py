@@ -1,7 +1,8 @@
 """A fake Clio Manage v4: communications and users/who_am_i, with its auth, errors and rate limits.
 
 Shapes follow Clio's published OpenAPI spec: bodies are {"data": ...}; a create answers 201;
-replies hold only id and etag unless ?fields= names more; errors are
+replies hold only id and etag unless ?fields= names more; every write gives the record a new etag,
+and a PATCH with an IF-MATCH header that is not the record's etag answers 412; errors are
 {"error": {"type": ..., "message": ...}}; every reply carries X-RateLimit-Limit, -Remaining and
 -Reset (a unix time) for a 60-second window per token, and a 429 carries Retry-After.
 """
@@ -119,7 +120,7 @@ class FakeClio(FakeCrm):
         if problem := self._check(request.body, creating=True):
             return _error(422, "InvalidFields", problem)
         self._next_id += 1
-        record = {"id": self._next_id, **request.body["data"], "etag": f'"{self._next_id}-1"'}
+        record = {"id": self._next_id, **request.body["data"], "etag": _etag(self._next_id, 1)}
         self.communications[self._next_id] = record
         return FakeResponse(201, {"data": self._shown(record, request)})
 
@@ -135,8 +136,10 @@ class FakeClio(FakeCrm):
             return self.not_found(request)
         if problem := self._check(request.body, creating=False):
             return _error(422, "InvalidFields", problem)
-        version = int(record["etag"].strip('"').split("-")[1]) + 1
-        record.update(request.body["data"], etag=f'"{record_id}-{version}"')
+        if request.headers.get("if-match", record["etag"]) != record["etag"]:
+            return _error(412, "PreconditionFailed", "The resource has changed since the given etag")
+        record.update(request.body["data"])
+        _changed(record)
         return FakeResponse(200, {"data": self._shown(record, request)})
 
     def _delete(self, request: FakeRequest, record_id: str) -> FakeResponse:
@@ -144,10 +147,24 @@ class FakeClio(FakeCrm):
             return self.not_found(request)
         return FakeResponse(204)
 
+    def edit_record(self, log_id: str, text: str) -> None:
+        """What a person editing the communication's body in Clio does: it gets a new etag too."""
+        super().edit_record(log_id, text)
+        _changed(self.communications[int(log_id)])
+
     # What the contract suite reads back.
     record_store = "communications"
     body_path = ("body",)
     write_path = r"^/api/v4/communications"
+
+
+def _etag(record_id: int, version: int) -> str:
+    return f'"{record_id}-{version}"'
+
+
+def _changed(record: dict[str, Any]) -> None:
+    """Gives a record that was just written a new etag, as Clio does on every change."""
+    record["etag"] = _etag(record["id"], int(record["etag"].strip('"').split("-")[1]) + 1)
 
 
 def _known(reference: Any, ids: set[int]) -> int | None:

@@ -198,6 +198,9 @@ class FakeGoogleSheets(FakeCrm):
     def record_body(self, log_id: str) -> str:
         return str(self.row_of(log_id).cells[4]["stringValue"])
 
+    def edit_record(self, log_id: str, text: str) -> None:
+        self.row_of(log_id).cells[4]["stringValue"] = text
+
     def delete_record(self, log_id: str) -> None:
         _, sheet_id, row = self.book.metadata.pop(int(log_id))
         self.book.sheets[sheet_id][1].remove(row)
