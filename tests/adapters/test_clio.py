@@ -1,4 +1,5 @@
-"""Clio's own quirks: the Communication payload, direction-aware parties, regions, matters."""
+"""Clio's own quirks: the Communication payload, direction-aware parties, regions, matters, and
+appends written with IF-MATCH, so a person's edit is kept without reading the record each time."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 import grpc
 import pytest
 from messagelog.v1 import message_log_pb2 as pb
+from structlog.testing import capture_logs
 
 from tests.conftest import Harness
+from tests.fakes.base import FakeRequest, Fault
 from tests.fakes.clio import FakeClio
 from tests.helpers import add_request, sms
 
@@ -126,3 +129,123 @@ async def test_clio_rate_limit_headers_give_the_retry_delay(make_harness: Callab
     assert status.code == grpc.StatusCode.UNAVAILABLE
     assert status.reason == "CRM_RATE_LIMITED"
     assert status.retry_info is not None and 0 < status.retry_info.retry_delay.seconds <= 60
+
+
+def fake_clio(h: Harness) -> FakeClio:
+    assert isinstance(h.fake, FakeClio)
+    return h.fake
+
+
+async def log(h: Harness, message_id: str, minute: int, text: str) -> pb.AddMessageLogResponse:
+    return await h.add(request(sms(message_id, f"2026-11-20T15:{minute:02d}:00Z", text), user_name="Al"))
+
+
+def sent_since(h: Harness, before: int) -> list[FakeRequest]:
+    return h.fake.requests[before:]
+
+
+def etag(h: Harness, log_id: str) -> str:
+    return str(fake_clio(h).communications[int(log_id)]["etag"])
+
+
+async def test_an_append_is_one_patch_expecting_the_etag_of_our_last_write(clio: Harness) -> None:
+    created = await log(clio, "m1", 0, "first message")
+    for minute, message_id in enumerate(("m2", "m3"), start=1):
+        expected = etag(clio, created.log_id)
+        before = len(clio.fake.requests)
+
+        await log(clio, message_id, minute, f"message {minute}")
+
+        (append,) = sent_since(clio, before)
+        assert (append.method, append.headers["if-match"]) == ("PATCH", expected)
+        assert etag(clio, created.log_id) != expected
+    body = clio.fake.record_body(created.log_id)
+    assert body.index("first message") < body.index("message 1") < body.index("message 2")
+
+
+async def test_a_persons_edit_is_found_by_the_refused_write_and_kept(clio: Harness) -> None:
+    created = await log(clio, "m1", 0, "first message")
+    await log(clio, "m2", 1, "second message")
+    edited = "Customer called back, deal agreed. Lines below trimmed by Alice."
+    fake_clio(clio).edit_record(created.log_id, edited)
+    before = len(clio.fake.requests)
+
+    with capture_logs() as logs:
+        response = await log(clio, "m3", 2, "third message")
+
+    assert response.outcome == pb.LOG_OUTCOME_APPENDED
+    path = f"/api/v4/communications/{created.log_id}.json"
+    refused, read, written = sent_since(clio, before)
+    assert (refused.method, refused.path) == ("PATCH", path)
+    assert (read.method, read.path, read.query) == ("GET", path, {"fields": "id,etag,body"})
+    assert (written.method, written.path) == ("PATCH", path)
+    assert written.headers["if-match"] != refused.headers["if-match"]
+    body = clio.fake.record_body(created.log_id)
+    assert body.startswith(edited)
+    assert "Later messages (1 message)" in body and "third message" in body
+    assert "first message" not in body  # the person removed it; it is not put back
+    assert [e["event"] for e in logs].count("record_edit_kept") == 1
+
+    # The edit stays kept, and the next append is one write again.
+    before = len(clio.fake.requests)
+    await log(clio, "m4", 3, "fourth message")
+    assert [r.method for r in sent_since(clio, before)] == ["PATCH"]
+    body = clio.fake.record_body(created.log_id)
+    assert body.startswith(edited) and body.index("third message") < body.index("fourth message")
+
+
+async def test_a_record_written_without_a_known_etag_is_read_before_the_first_append(clio: Harness) -> None:
+    # A create reply without an etag, as for a digest written before etags were kept.
+    clio.fake.inject(Fault(status=201, body={"data": {"id": 7001}}, method="POST", after_effect=True))
+    created = await log(clio, "m1", 0, "first message")
+    before = len(clio.fake.requests)
+
+    await log(clio, "m2", 1, "second message")
+    await log(clio, "m3", 2, "third message")
+
+    read, written, next_append = sent_since(clio, before)
+    assert (read.method, written.method, next_append.method) == ("GET", "PATCH", "PATCH")
+    assert "if-match" in written.headers and "if-match" in next_append.headers
+    assert "Conversation (3 messages)" in clio.fake.record_body(created.log_id)
+
+
+async def test_our_own_write_whose_answer_was_lost_is_not_taken_for_an_edit(clio: Harness) -> None:
+    created = await log(clio, "m1", 0, "first message")
+    # The PATCH lands but its answer is a 500: the repeat finds a newer etag, our own write's.
+    clio.fake.inject(Fault(status=500, body={"error": "boom"}, method="PATCH", after_effect=True))
+    before = len(clio.fake.requests)
+
+    with capture_logs() as logs:
+        response = await log(clio, "m2", 1, "second message")
+
+    assert response.outcome == pb.LOG_OUTCOME_APPENDED
+    assert [(r.method, r.path.endswith(".json")) for r in sent_since(clio, before)] == [
+        ("PATCH", True),
+        ("PATCH", True),
+        ("GET", True),
+        ("PATCH", True),
+    ]
+    assert "record_edit_kept" not in [e["event"] for e in logs]
+    body = clio.fake.record_body(created.log_id)
+    assert body.count("second message") == 1 and "Conversation (2 messages)" in body
+
+
+async def test_a_record_that_changes_again_while_written_is_busy_and_loses_nothing(clio: Harness) -> None:
+    created = await log(clio, "m1", 0, "first message")
+    clio.fake.inject(
+        Fault(
+            status=412, body={"error": {"type": "PreconditionFailed", "message": "changed"}}, method="PATCH"
+        ),
+        times=2,
+    )
+
+    status = await clio.add_error(
+        request(sms("m2", "2026-11-20T15:01:00Z", "second message"), user_name="Al")
+    )
+
+    assert status.code == grpc.StatusCode.UNAVAILABLE
+    assert status.reason == "DIGEST_BUSY"
+    assert "second message" not in clio.fake.record_body(created.log_id)
+    retry = await log(clio, "m2", 1, "second message")
+    assert retry.outcome == pb.LOG_OUTCOME_APPENDED
+    assert clio.fake.record_body(created.log_id).count("second message") == 1
