@@ -113,18 +113,21 @@ class FakeCrm:
 
     def record_body(self, log_id: str) -> str:
         """The record's text as a person would see it in the CRM (HTML or plain text)."""
-        node = self._records()[self._key(log_id)]
-        for name in self.body_path:
-            node = node[name]
-        return str(node)
+        holder, name = self._text_holder(log_id)
+        return str(holder[name])
 
     def edit_record(self, log_id: str, text: str) -> None:
         """What a person replacing the record's text in the CRM does."""
-        node = self._records()[self._key(log_id)]
+        holder, name = self._text_holder(log_id)
+        holder[name] = text
+
+    def _text_holder(self, log_id: str) -> tuple[Any, str]:
+        """Where the record's text is: the mapping (the record, or a part of it) and its key."""
+        holder = self._records()[self._key(log_id)]
         *parents, name = self.body_path
         for parent in parents:
-            node = node[parent]
-        node[name] = text
+            holder = holder[parent]
+        return holder, name
 
     def delete_record(self, log_id: str) -> None:
         """What a person deleting the record in the CRM does."""
