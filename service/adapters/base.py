@@ -305,10 +305,13 @@ class HttpCrmAdapter(ABC):
         return f"https://{account.netloc}{path}"
 
     def auth_headers(self, call: CrmCall) -> dict[str, str]:
-        """The headers every request of the call sends: its credentials, and for a conditional
-        write the version it expects."""
-        headers = {"Authorization": call.authorization}
+        """The call's credentials, as every request of the call sends them."""
+        return {"Authorization": call.authorization}
+
+    def _call_headers(self, call: CrmCall) -> dict[str, str]:
+        headers = {"Accept": "application/json", **self.auth_headers(call)}
         if call.expected_version is not None and self.versions is not None:
+            # A conditional write (update_unless_changed): the version it expects the record at.
             headers[self.versions.header] = call.expected_version
         return headers
 
@@ -419,7 +422,7 @@ class HttpCrmAdapter(ABC):
     ) -> httpx.Response:
         url = self.base_url(call) + path
         timeout = self._timeout(call)
-        headers = {"Accept": "application/json", **self.auth_headers(call)}
+        headers = self._call_headers(call)
         stats = crm_call_stats.get()
         started = time.perf_counter()
         status = 0
