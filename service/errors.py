@@ -7,6 +7,7 @@ MessageLogError                       base: grpc_code, reason, retryable
 ├── CredentialsMissing                UNAUTHENTICATED      CRM_CREDENTIALS_MISSING
 ├── CallerUnauthenticated             UNAUTHENTICATED      CALLER_UNAUTHENTICATED
 ├── CallerNotAllowed                  PERMISSION_DENIED    CALLER_NOT_ALLOWED
+├── RequestTooLarge                   RESOURCE_EXHAUSTED   REQUEST_TOO_LARGE
 ├── CallerOverloaded                  RESOURCE_EXHAUSTED   CALLER_CONCURRENCY_LIMIT
 ├── AccountOverloaded                 RESOURCE_EXHAUSTED   ACCOUNT_CONCURRENCY_LIMIT
 ├── CrmNotConfigured                  FAILED_PRECONDITION  CRM_NOT_CONFIGURED
@@ -98,6 +99,11 @@ class CallerUnauthenticated(MessageLogError):
 class CallerNotAllowed(MessageLogError):
     grpc_code = grpc.StatusCode.PERMISSION_DENIED
     reason = "CALLER_NOT_ALLOWED"
+
+
+class RequestTooLarge(MessageLogError):
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "REQUEST_TOO_LARGE"
 
 
 class CallerOverloaded(MessageLogError):

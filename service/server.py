@@ -33,11 +33,11 @@ from service.outbound import http_client, origin
 from service.retention import purge_periodically
 from service.servicer import MessageLogServicer
 from service.store import Store, open_store
+from service.validation import MAX_REQUEST_BYTES_RECEIVED
 
 log = structlog.get_logger("messagelog.server")
 
 SERVICE_NAME = service_pb.DESCRIPTOR.services_by_name["MessageLogService"].full_name
-MAX_REQUEST_BYTES = 256 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -220,7 +220,10 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                 AuthInterceptor(settings, tokens),
             ],
             # No SO_REUSEPORT: a second instance on a taken port must fail, not silently share it.
-            options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES), ("grpc.so_reuseport", 0)],
+            options=[
+                ("grpc.max_receive_message_length", MAX_REQUEST_BYTES_RECEIVED),
+                ("grpc.so_reuseport", 0),
+            ],
         )
         service_grpc.add_MessageLogServiceServicer_to_server(
             MessageLogServicer(settings, registry, digests), server

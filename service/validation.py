@@ -10,9 +10,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from messagelog.v1 import message_log_pb2 as pb
 from messagelog.v1 import message_log_service_pb2 as service_pb
 
-from service.errors import FieldViolation, InvalidRequest, UnknownCrm
+from service.errors import FieldViolation, InvalidRequest, RequestTooLarge, UnknownCrm
 from service.model import ContactInfo, Direction, Entry, Kind, LogRequest, MediaLink, UserInfo
 
+# A request's encoded size. gRPC itself refuses requests over MAX_REQUEST_BYTES_RECEIVED, with a
+# bare status; between the two the refusal is ours, with its reason.
+MAX_REQUEST_BYTES = 256 * 1024
+MAX_REQUEST_BYTES_RECEIVED = 4 * MAX_REQUEST_BYTES
 MAX_ID_CHARS = 255
 MAX_NAME_CHARS = 255
 MAX_TEXT_CHARS = 10_000
@@ -78,6 +82,8 @@ class _Checker:
 
 
 def parse_request(request: Request, *, authorization: str, known_crms: tuple[str, ...]) -> LogRequest:
+    if request.ByteSize() > MAX_REQUEST_BYTES:
+        raise RequestTooLarge(f"the request is larger than {MAX_REQUEST_BYTES // 1024} KiB")
     crm = request.crm.strip().lower()
     if not _CRM_NAME.match(crm) or crm not in known_crms:
         raise UnknownCrm(request.crm[:40], known_crms)
