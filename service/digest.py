@@ -230,7 +230,7 @@ class DigestLogger:
         else:
             user_name = await adapter.user_display_name(call)
         try:
-            written = await self._write_record(request, adapter, call, digest, user_name)
+            written = await self._write_record(_Writing(request, adapter, call, user_name), digest)
         except CrmError as exc:
             if exc.in_flight:
                 # Unanswered: the CRM may apply it late, after a newer write, and undo that one.
@@ -256,36 +256,21 @@ class DigestLogger:
             return LogResult(written.log_id, Outcome.ALREADY_LOGGED)
         return LogResult(written.log_id, Outcome.CREATED if written.via == "create" else Outcome.APPENDED)
 
-    async def _write_record(
-        self,
-        request: LogRequest,
-        adapter: HttpCrmAdapter,
-        call: CrmCall,
-        digest: StoredDigest,
-        user_name: str,
-    ) -> _Written:
+    async def _write_record(self, writing: _Writing, digest: StoredDigest) -> _Written:
         """Writes the record to the CRM: creates it, or appends to it."""
         log_id = digest.crm_log_id
         if log_id is None:
-            return await self._create(request, adapter, call, digest, user_name)
+            return await self._create(writing, digest)
         try:
-            return await self._append(request, adapter, call, digest, user_name, log_id)
+            return await self._append(writing, digest, log_id)
         except CrmRecordNotFound:
-            if request.log_id:
+            if writing.request.log_id:
                 raise
             # Someone deleted the day's record in the CRM: start a new one holding the whole day.
-            log.info("digest_record_gone", digest_id=digest.id, crm=request.crm)
-            return await self._create(request, adapter, call, digest, user_name)
+            log.info("digest_record_gone", digest_id=digest.id, crm=writing.request.crm)
+            return await self._create(writing, digest)
 
-    async def _append(
-        self,
-        request: LogRequest,
-        adapter: HttpCrmAdapter,
-        call: CrmCall,
-        digest: StoredDigest,
-        user_name: str,
-        log_id: str,
-    ) -> _Written:
+    async def _append(self, writing: _Writing, digest: StoredDigest, log_id: str) -> _Written:
         """Replaces the record's content, keeping a person's edit of it.
 
         Where the CRM writes conditionally and the version our last write left is known, that is
@@ -293,44 +278,37 @@ class DigestLogger:
         such a refusal, the record is read first (where the adapter can), so an edit is found
         before the write could overwrite it.
         """
+        adapter, crm = writing.adapter, writing.request.crm
         if adapter.versions is not None and digest.crm_version is not None:
             try:
-                return await self._replace(
-                    request, adapter, call, digest, user_name, log_id, digest.crm_version
-                )
+                return await self._replace(writing, digest, log_id, digest.crm_version)
             except CrmRecordChanged:
-                log.info("record_changed", digest_id=digest.id, crm=request.crm)
+                log.info("record_changed", digest_id=digest.id, crm=crm)
                 # Reloaded so the refused write counts among those sent: refused only when
                 # repeated after a lost answer, it may have landed, and its text is ours, no edit.
                 digest = await self._store.load(digest.id)
-        current = await adapter.read_record(call, log_id)
+        current = await adapter.read_record(writing.call, log_id)
         if current is not None and _edited(digest, current.body):
             # A person edited the record: their text stays as they left it, ours goes after it.
-            log.info("record_edit_kept", digest_id=digest.id, crm=request.crm)
+            log.info("record_edit_kept", digest_id=digest.id, crm=crm)
             await self._store.keep_edit(digest.id, current.body)
             digest = await self._store.load(digest.id)
         version = None if current is None else current.version
         try:
-            return await self._replace(request, adapter, call, digest, user_name, log_id, version)
+            return await self._replace(writing, digest, log_id, version)
         except CrmRecordChanged:
             raise DigestBusy(
                 "the CRM record changed again while it was being written; retry shortly"
             ) from None
 
     async def _replace(
-        self,
-        request: LogRequest,
-        adapter: HttpCrmAdapter,
-        call: CrmCall,
-        digest: StoredDigest,
-        user_name: str,
-        log_id: str,
-        version: str | None,
+        self, writing: _Writing, digest: StoredDigest, log_id: str, version: str | None
     ) -> _Written:
         """Writes the digest (after a kept edit) over the record; with a version, only while the
         record is still at it."""
-        record = _render(request, adapter, digest, user_name, whole=False)
+        record = writing.render(digest, whole=False)
         await self._store.write_sent(digest.id, fingerprint(record.body), digest.sent_fingerprints)
+        adapter, call = writing.adapter, writing.call
         if version is None:
             written_version = await adapter.update(call, log_id, record)
         else:
@@ -346,19 +324,13 @@ class DigestLogger:
             await self._store.try_lease(digest_id, owner, self._lease_ms)
             await asyncio.sleep(self._lease_ms / 3000)
 
-    async def _create(
-        self,
-        request: LogRequest,
-        adapter: HttpCrmAdapter,
-        call: CrmCall,
-        digest: StoredDigest,
-        user_name: str,
-    ) -> _Written:
+    async def _create(self, writing: _Writing, digest: StoredDigest) -> _Written:
         """Creates the digest's record, unless an earlier create whose result was never recorded
         made it: then that record is found by its reference and brought up to date instead.
         (That earlier create had time to land: it failed without reply, which held writes back
         until it settled, or its process died, whose lease had to expire first.)"""
-        record = _render(request, adapter, digest, user_name, whole=True)
+        record = writing.render(digest, whole=True)
+        adapter, call = writing.adapter, writing.call
         if digest.create_sent_ms is not None:
             since = datetime.fromtimestamp(digest.create_sent_ms / 1000, UTC)
             found = await adapter.find_created(call, ref_marker(digest.ref), since)
@@ -373,29 +345,39 @@ class DigestLogger:
         return _Written(created.log_id, "create", record.body, created.version)
 
 
-def _render(
-    request: LogRequest, adapter: HttpCrmAdapter, digest: StoredDigest, user_name: str, *, whole: bool
-) -> RenderedRecord:
-    """The record as the CRM should hold it: every entry, or a person's kept edit and what followed."""
-    kept = None if whole else digest.kept_body
-    entries = digest.entries
-    if kept is not None:
-        entries = [e for e in digest.entries if e.message_id not in digest.kept_ids]
-    first = digest.entries[0].created_at
-    view = DigestView(
-        kind=request.kind,
-        contact=request.contact,
-        user_name=user_name,
-        zone=request.user.zone,
-        zone_label=request.user.zone_label,
-        local_date=first.astimezone(request.user.zone).date() if request.log_id else request.local_date,
-        entries=entries,
-        ref=digest.ref,
-        kept_body=kept,
-        kept_count=len(digest.entries) - len(entries),
-        first_time=first,
-    )
-    return render(view, adapter.body_format)
+@dataclass(frozen=True)
+class _Writing:
+    """What stays the same through one write of a digest: the request, its CRM's adapter and call,
+    and the user's name the record shows."""
+
+    request: LogRequest
+    adapter: HttpCrmAdapter
+    call: CrmCall
+    user_name: str
+
+    def render(self, digest: StoredDigest, *, whole: bool) -> RenderedRecord:
+        """The record as the CRM should hold it: every entry, or a person's kept edit and what
+        followed."""
+        request = self.request
+        kept = None if whole else digest.kept_body
+        entries = digest.entries
+        if kept is not None:
+            entries = [e for e in digest.entries if e.message_id not in digest.kept_ids]
+        first = digest.entries[0].created_at
+        view = DigestView(
+            kind=request.kind,
+            contact=request.contact,
+            user_name=self.user_name,
+            zone=request.user.zone,
+            zone_label=request.user.zone_label,
+            local_date=first.astimezone(request.user.zone).date() if request.log_id else request.local_date,
+            entries=entries,
+            ref=digest.ref,
+            kept_body=kept,
+            kept_count=len(digest.entries) - len(entries),
+            first_time=first,
+        )
+        return render(view, self.adapter.body_format)
 
 
 def _edited(digest: StoredDigest, body: str) -> bool:
