@@ -243,7 +243,7 @@ class DigestLogger:
             written.log_id,
             digest.pending_ids,
             written.via,
-            fingerprint(written.body),
+            written.fingerprint,
             written.version,
             turn.owner,
         )
@@ -307,13 +307,14 @@ class DigestLogger:
         """Writes the digest (after a kept edit) over the record; with a version, only while the
         record is still at it."""
         record = writing.render(digest, whole=False)
-        await self._store.write_sent(digest.id, fingerprint(record.body), digest.sent_fingerprints)
+        sent = fingerprint(record.body)
+        await self._store.write_sent(digest.id, sent, digest.sent_fingerprints)
         adapter, call = writing.adapter, writing.call
         if version is None:
             written_version = await adapter.update(call, log_id, record)
         else:
             written_version = await adapter.update_unless_changed(call, log_id, record, version)
-        return _Written(log_id, "append", record.body, written_version)
+        return _Written(log_id, "append", sent, written_version)
 
     def _start_renewing(self, turn: _Turn) -> None:
         turn.renewal = None
@@ -336,13 +337,14 @@ class DigestLogger:
             found = await adapter.find_created(call, ref_marker(digest.ref), since)
             log.info("create_reconciled", digest_id=digest.id, found=found is not None)
             if found is not None:
-                await self._store.write_sent(digest.id, fingerprint(record.body), digest.sent_fingerprints)
-                return _Written(found, "create", record.body, await adapter.update(call, found, record))
+                sent = fingerprint(record.body)
+                await self._store.write_sent(digest.id, sent, digest.sent_fingerprints)
+                return _Written(found, "create", sent, await adapter.update(call, found, record))
         await self._store.create_sent(digest.id)
         created = await adapter.create(call, record)
         if not isinstance(created, Created):
             created = Created(created, version=None)
-        return _Written(created.log_id, "create", record.body, created.version)
+        return _Written(created.log_id, "create", fingerprint(record.body), created.version)
 
 
 @dataclass(frozen=True)
@@ -390,12 +392,13 @@ def _edited(digest: StoredDigest, body: str) -> bool:
 
 @dataclass(frozen=True)
 class _Written:
-    """A write the CRM took: its record's id, "create" or "append", the text written, and the
-    record's version after it (None where the CRM keeps none)."""
+    """A write the CRM took: its record's id, "create" or "append", the fingerprint of the text
+    written (computed once, for the write's bookkeeping before and after), and the record's
+    version after it (None where the CRM keeps none)."""
 
     log_id: str
     via: str
-    body: str
+    fingerprint: str
     version: str | None
 
 
