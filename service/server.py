@@ -29,6 +29,7 @@ from service.config import Settings, SettingsError
 from service.digest import DigestLogger
 from service.errors import StoreUnavailable
 from service.grpc_handlers import with_behavior
+from service.inspection import Inspector
 from service.outbound import http_client, origin
 from service.retention import purge_periodically
 from service.servicer import MessageLogServicer
@@ -226,7 +227,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             ],
         )
         service_grpc.add_MessageLogServiceServicer_to_server(
-            MessageLogServicer(settings, registry, digests), server
+            MessageLogServicer(settings, registry, digests, Inspector(store)), server
         )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import grpc
 import structlog
@@ -29,10 +29,13 @@ from service.errors import (
     CrmRateLimited,
     InvalidRequest,
     MessageLogError,
+    StoreUnavailable,
+    UnknownCrm,
 )
+from service.inspection import Account, Inspector, account_of
 from service.model import LogRequest, Outcome
 from service.privacy import phone_for_log
-from service.validation import Request, parse_request
+from service.validation import Request, parse_account_user, parse_request
 
 log = structlog.get_logger("messagelog.rpc")
 
@@ -52,13 +55,20 @@ _RETURN_TEXT = {
 }
 
 ResponseT = TypeVar("ResponseT", service_pb.AddMessageLogResponse, service_pb.UpdateMessageLogResponse)
+InspectionT = TypeVar("InspectionT", service_pb.GetMessageLogResponse, service_pb.ListMessageLogsResponse)
+InspectionRequest = service_pb.GetMessageLogRequest | service_pb.ListMessageLogsRequest
+# Failures that name no account to count them under, or that the store could not count.
+_UNRECORDED = (InvalidRequest, StoreUnavailable)
 
 
 class MessageLogServicer(service_grpc.MessageLogServiceServicer):
-    def __init__(self, settings: Settings, registry: AdapterRegistry, digests: DigestLogger) -> None:
+    def __init__(
+        self, settings: Settings, registry: AdapterRegistry, digests: DigestLogger, inspector: Inspector
+    ) -> None:
         self._settings = settings
         self._registry = registry
         self._digests = digests
+        self._inspector = inspector
 
     async def AddMessageLog(  # noqa: N802 (gRPC method name)
         self, request: service_pb.AddMessageLogRequest, context: grpc.aio.ServicerContext
@@ -85,6 +95,91 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
 
         return await self._handle("UpdateMessageLog", request, context, build)
 
+    async def GetMessageLog(  # noqa: N802 (gRPC method name)
+        self, request: service_pb.GetMessageLogRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.GetMessageLogResponse:
+        async def answer(account: Account) -> service_pb.GetMessageLogResponse:
+            return service_pb.GetMessageLogResponse(message_log=await self._inspector.get(request, account))
+
+        return await self._inspect("GetMessageLog", request, context, answer)
+
+    async def ListMessageLogs(  # noqa: N802 (gRPC method name)
+        self, request: service_pb.ListMessageLogsRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb.ListMessageLogsResponse:
+        async def answer(account: Account) -> service_pb.ListMessageLogsResponse:
+            return await self._inspector.list(request, account)
+
+        return await self._inspect("ListMessageLogs", request, context, answer)
+
+    async def _inspect(
+        self,
+        method: str,
+        request: InspectionRequest,
+        context: grpc.aio.ServicerContext,
+        answer: Callable[[Account], Awaitable[InspectionT]],
+    ) -> InspectionT:
+        """Authorizes a read like a write (the caller's CRMs, then the account the credential
+        proves) and answers it for that account only."""
+        started = time.perf_counter()
+        fields: dict[str, object] = {"method": method, "crm": request.crm[:32]}
+        caller = current_caller.get()
+        if caller is not None:
+            fields["caller"] = caller.name
+        try:
+            crm = request.crm.strip().lower()
+            _check_caller_may_use(caller, crm)
+            if crm not in NAMES:
+                raise UnknownCrm(request.crm[:40], NAMES)
+            authorization = _authorization(context)
+            user = parse_account_user(request.user)
+            account = await account_of(self._registry.get(crm), user, authorization, self._deadline(context))
+            response = await answer(account)
+            fields.update(status="OK")
+            return response
+        except Exception as exc:
+            await self._fail(context, exc, request.crm, fields)
+        finally:
+            log.info("rpc", **fields, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+
+    def _deadline(self, context: grpc.aio.ServicerContext) -> float:
+        """The call's end as a time.monotonic() value: the caller's deadline, at most MAX_CALL_SECONDS."""
+        budget = self._settings.max_call_seconds
+        remaining = context.time_remaining()
+        if remaining is not None:
+            budget = min(budget, remaining)
+        return time.monotonic() + budget
+
+    async def _record_failure(self, request: LogRequest, error: MessageLogError, deadline: float) -> None:
+        """Counts the failed call under its message, for GetMessageLog; never fails the call itself."""
+        if isinstance(error, _UNRECORDED):
+            return
+        try:
+            adapter = self._registry.get(request.crm)
+            account = await account_of(adapter, request.user, request.authorization, deadline)
+            await self._inspector.record_failure(request, account, error)
+        except MessageLogError as exc:
+            log.warning("failure_not_recorded", reason=exc.reason)
+
+    async def _fail(
+        self, context: grpc.aio.ServicerContext, exc: Exception, crm: str, fields: dict[str, object]
+    ) -> NoReturn:
+        """Ends the call with exc's status: a MessageLogError's own, INTERNAL for anything else."""
+        if isinstance(exc, MessageLogError):
+            fields.update(status=exc.grpc_code.name, reason=exc.reason)
+            await context.abort(exc.grpc_code, exc.message, error_metadata(exc, crm))
+            raise AssertionError("abort returned") from exc  # pragma: no cover
+        # A defect, not a caller's error: log where it happened, never the exception's text,
+        # which can quote SQL parameters or CRM payloads.
+        fields.update(
+            status="INTERNAL",
+            reason="INTERNAL_ERROR",
+            error_type=type(exc).__name__,
+            where="".join(traceback.format_tb(exc.__traceback__)[-3:]),
+        )
+        internal = MessageLogError("internal error; the message was not logged")
+        await context.abort(grpc.StatusCode.INTERNAL, internal.message, error_metadata(internal, crm))
+        raise AssertionError("abort returned") from exc  # pragma: no cover
+
     async def _handle(
         self,
         method: str,
@@ -104,36 +199,20 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
         caller = current_caller.get()
         if caller is not None:
             fields["caller"] = caller.name
+        parsed: LogRequest | None = None
+        deadline = self._deadline(context)
         try:
             _check_caller_may_use(caller, request.crm.strip().lower())
             parsed = parse_request(request, authorization=_authorization(context), known_crms=NAMES)
             adapter = self._registry.get(parsed.crm)
-            budget = self._settings.max_call_seconds
-            remaining = context.time_remaining()
-            if remaining is not None:
-                budget = min(budget, remaining)
-            result = await self._digests.log(parsed, adapter, deadline=time.monotonic() + budget)
+            result = await self._digests.log(parsed, adapter, deadline=deadline)
             fields.update(status="OK", outcome=result.outcome.value)
             metrics.digest_outcome(parsed.crm, result.outcome.value)
             return await build(result, parsed)
-        except MessageLogError as exc:
-            fields.update(status=exc.grpc_code.name, reason=exc.reason)
-            await context.abort(exc.grpc_code, exc.message, error_metadata(exc, request.crm))
-            raise AssertionError("abort returned") from exc  # pragma: no cover
         except Exception as exc:
-            # A defect, not a caller's error: log where it happened, never the exception's text,
-            # which can quote SQL parameters or CRM payloads.
-            fields.update(
-                status="INTERNAL",
-                reason="INTERNAL_ERROR",
-                error_type=type(exc).__name__,
-                where="".join(traceback.format_tb(exc.__traceback__)[-3:]),
-            )
-            internal = MessageLogError("internal error; the message was not logged")
-            await context.abort(
-                grpc.StatusCode.INTERNAL, internal.message, error_metadata(internal, request.crm)
-            )
-            raise AssertionError("abort returned") from exc  # pragma: no cover
+            if parsed is not None and isinstance(exc, MessageLogError):
+                await self._record_failure(parsed, exc, deadline)
+            await self._fail(context, exc, request.crm, fields)
         finally:
             crm_call_stats.reset(token)
             log.info(

@@ -119,6 +119,21 @@ def parse_request(request: Request, *, authorization: str, known_crms: tuple[str
     )
 
 
+def parse_account_user(user: pb.CrmUser) -> UserInfo:
+    """The user of a call that only reads (GetMessageLog, ListMessageLogs): what finds the CRM
+    account; a time zone is not needed (UTC when none is given)."""
+    check = _Checker()
+    if not (user.time_zone.strip() or user.timezone_offset.strip()):
+        with_zone = pb.CrmUser()
+        with_zone.CopyFrom(user)
+        with_zone.time_zone = "UTC"
+        user = with_zone
+    parsed = _user(check, user)
+    if check.violations or parsed is None:
+        raise InvalidRequest(check.violations)
+    return parsed
+
+
 def _user(check: _Checker, user: pb.CrmUser) -> UserInfo | None:
     user_id = check.text("user.id", user.id, limit=MAX_ID_CHARS, required=True)
     hostname = check.text("user.hostname", user.hostname, limit=253).lower()

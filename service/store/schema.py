@@ -53,6 +53,7 @@ digests = sa.Table(
     sa.UniqueConstraint("scope", "thread_key", "local_date", name="uq_digests_thread_day"),
     sa.Index("ix_digests_crm_log_id", "scope", "crm_log_id"),
     sa.Index("ix_digests_local_date", "local_date"),
+    sa.Index("ix_digests_account_day", "crm", "account_host", "local_date"),
 )
 
 # One row per message handed to the service; a message id is logged once per scope.
@@ -81,4 +82,31 @@ messages = sa.Table(
     # Its entry is inside the digest's kept_body (it was logged before a person edited the record).
     sa.Column("in_kept", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Index("ix_messages_digest", "digest_id", "created_ms"),
+    sa.Index("ix_messages_message_id", "message_id"),
+)
+
+# One row per message some call handed over and failed to log: what GetMessageLog and
+# ListMessageLogs answer "why not" from. A message withdrawn after a failure has no row in
+# messages, so the row keeps what finds it (account, user, contact, thread, day) itself.
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("scope", sa.String(64), primary_key=True),
+    sa.Column("message_id", sa.String(255), primary_key=True),
+    sa.Column("crm", sa.String(32), nullable=False),
+    sa.Column("account_host", sa.String(253), nullable=False),
+    sa.Column("crm_user_id", sa.String(255), nullable=False),
+    sa.Column("contact_id", sa.String(255), nullable=False),
+    sa.Column("thread_key", sa.String(300), nullable=False),
+    sa.Column("local_date", sa.String(10), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    # How many calls failed; the rest describe the latest of them.
+    sa.Column("failures", sa.Integer(), nullable=False),
+    # The gRPC status name and ErrorInfo reason the call ended with.
+    sa.Column("last_status", sa.String(32), nullable=False),
+    sa.Column("last_reason", sa.String(64), nullable=False),
+    # The CRM reply's HTTP status, 0 when there was none.
+    sa.Column("last_crm_http_status", sa.Integer(), nullable=False),
+    sa.Column("last_failure_ms", sa.BigInteger(), nullable=False),
+    sa.Index("ix_attempts_account_day", "crm", "account_host", "local_date"),
 )

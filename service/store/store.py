@@ -40,6 +40,62 @@ class MessageState(StrEnum):
     LOGGED = "logged"
 
 
+class LogState(StrEnum):
+    """Where a message stands for GetMessageLog: its MessageState, or failed (no call holds it)."""
+
+    PENDING = "pending"
+    LOGGED = "logged"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class FailedCall:
+    """How a call that handed a message over ended: gRPC status name, ErrorInfo reason, the CRM
+    reply's HTTP status (0 for none), and when (epoch ms)."""
+
+    status: str
+    reason: str
+    crm_http_status: int
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class MessageLogFilter:
+    """Which messages of one account (crm, account as LogRequest.account) to read; empty
+    strings match everything."""
+
+    crm: str
+    account: str
+    user_id: str = ""
+    contact_id: str = ""
+    message_id: str = ""
+    thread_key: str = ""
+    start_date: str = ""
+    end_date: str = ""
+
+
+@dataclass(frozen=True)
+class MessageLog:
+    """What the store knows of one message handed over for one scope: never its text."""
+
+    local_date: str
+    scope: str
+    message_id: str
+    state: LogState
+    crm_log_id: str | None
+    kind: str
+    crm_user_id: str
+    contact_id: str
+    thread_key: str
+    failures: int
+    last_failure: FailedCall | None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Its place in ListMessageLogs' order."""
+        return self.local_date, self.scope, self.message_id
+
+
 @dataclass(frozen=True)
 class ClaimedMessage:
     """Where a message stands: in which digest, and whether a CRM write already holds it."""
@@ -157,6 +213,37 @@ _EXPIRED_DIGESTS = (
     " LIMIT $3"
 )
 _DELETE_MESSAGES = "DELETE FROM messages WHERE digest_id = $1"
+_DELETE_OLD_ATTEMPTS = "DELETE FROM attempts WHERE local_date < $1"
+_RECORD_FAILURE = (
+    "INSERT INTO attempts (scope, message_id, crm, account_host, crm_user_id, contact_id, thread_key,"
+    " local_date, kind, failures, last_status, last_reason, last_crm_http_status, last_failure_ms)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $12, $13)"
+    " ON CONFLICT (scope, message_id) DO UPDATE SET failures = attempts.failures + 1,"
+    " last_status = excluded.last_status, last_reason = excluded.last_reason,"
+    " last_crm_http_status = excluded.last_crm_http_status, last_failure_ms = excluded.last_failure_ms"
+)
+# Every message of one account ($1, $2) that a call handed over: those filed in a digest (with
+# their failed attempts, if any), then those whose every call failed and withdrew them. Empty
+# filters match everything; $9-$11 is the key after which a page starts.
+_MESSAGE_LOGS = (
+    "SELECT local_date, scope, message_id, state, crm_log_id, kind, crm_user_id, contact_id, thread_key,"
+    " failures, last_status, last_reason, last_crm_http_status, last_failure_ms FROM ("
+    " SELECT d.local_date, m.scope, m.message_id, m.state, d.crm_log_id, d.kind, d.crm_user_id,"
+    " d.contact_id, d.thread_key, a.failures, a.last_status, a.last_reason, a.last_crm_http_status,"
+    " a.last_failure_ms FROM messages m JOIN digests d ON d.id = m.digest_id"
+    " LEFT JOIN attempts a ON a.scope = m.scope AND a.message_id = m.message_id"
+    " WHERE d.crm = $1 AND d.account_host = $2"
+    " UNION ALL"
+    " SELECT a.local_date, a.scope, a.message_id, 'failed', NULL, a.kind, a.crm_user_id, a.contact_id,"
+    " a.thread_key, a.failures, a.last_status, a.last_reason, a.last_crm_http_status, a.last_failure_ms"
+    " FROM attempts a WHERE a.crm = $1 AND a.account_host = $2"
+    " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.scope = a.scope AND m.message_id = a.message_id)"
+    ") t WHERE ($3 = '' OR t.crm_user_id = $3) AND ($4 = '' OR t.contact_id = $4)"
+    " AND ($5 = '' OR t.message_id = $5) AND ($6 = '' OR t.thread_key = $6)"
+    " AND ($7 = '' OR t.local_date >= $7) AND ($8 = '' OR t.local_date <= $8)"
+    " AND ($9 = '' OR (t.local_date, t.scope, t.message_id) > ($9, $10, $11))"
+    " ORDER BY t.local_date, t.scope, t.message_id LIMIT $12"
+)
 _DELETE_DIGEST = "DELETE FROM digests WHERE id = $1"
 
 
@@ -364,6 +451,50 @@ class Store:
         await self._database.execute(_WITHDRAW, scope, message_id, owner)
 
     @_guard
+    async def record_failure(self, request: LogRequest, failed: FailedCall) -> None:
+        """Counts a failed call that handed request's message over, and keeps how it failed."""
+        await self._database.execute(
+            _RECORD_FAILURE,
+            request.scope,
+            request.entry.message_id,
+            request.crm,
+            request.account[:253],
+            request.user.id,
+            request.contact.id,
+            request.thread_key,
+            request.local_date.isoformat(),
+            request.kind.value,
+            failed.status[:32],
+            failed.reason[:64],
+            failed.crm_http_status,
+            failed.at_ms,
+        )
+
+    @_guard
+    async def message_logs(
+        self, which: MessageLogFilter, *, after: tuple[str, str, str] | None = None, limit: int
+    ) -> list[MessageLog]:
+        """Up to `limit` of the messages `which` selects, in MessageLog.key order, from after `after`."""
+        start = after or ("", "", "")
+
+        async def work(tx: Transaction) -> list[Row]:
+            return await tx.fetch_all(
+                _MESSAGE_LOGS,
+                which.crm,
+                which.account[:253],
+                which.user_id,
+                which.contact_id,
+                which.message_id,
+                which.thread_key,
+                which.start_date,
+                which.end_date,
+                *start,
+                limit,
+            )
+
+        return [_message_log(row) for row in await self._database.transaction(work)]
+
+    @_guard
     async def purge(self, before: date, batch: int = 1000) -> int:
         """Deletes up to `batch` digests of days before `before` whose every message is logged and
         that nobody is writing, with their messages; returns how many digests went."""
@@ -373,9 +504,44 @@ class Store:
             ids = [(row[0],) for row in await tx.fetch_all(_EXPIRED_DIGESTS, before.isoformat(), now, batch)]
             await tx.execute_many(_DELETE_MESSAGES, ids)
             await tx.execute_many(_DELETE_DIGEST, ids)
+            # Failed attempts of those days go too: their messages can no longer be logged there.
+            await tx.execute(_DELETE_OLD_ATTEMPTS, before.isoformat())
             return len(ids)
 
         return await self._database.transaction(work)
+
+
+def _message_log(row: Row) -> MessageLog:
+    (
+        local_date,
+        scope,
+        message_id,
+        state,
+        crm_log_id,
+        kind,
+        user_id,
+        contact_id,
+        thread_key,
+        failures,
+        status,
+        reason,
+        http_status,
+        failed_ms,
+    ) = row
+    last = None if failures is None else FailedCall(status, reason, http_status, failed_ms)
+    return MessageLog(
+        local_date=local_date,
+        scope=scope,
+        message_id=message_id,
+        state=LogState(state),
+        crm_log_id=crm_log_id,
+        kind=kind,
+        crm_user_id=user_id,
+        contact_id=contact_id,
+        thread_key=thread_key,
+        failures=failures or 0,
+        last_failure=last,
+    )
 
 
 async def _claim(tx: Transaction, request: LogRequest, owner: str) -> ClaimedMessage:

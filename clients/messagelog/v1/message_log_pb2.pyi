@@ -133,6 +133,42 @@ RETURN_MESSAGE_TYPE_DANGER: ReturnMessageType.ValueType  # 3
 """Show as an error."""
 Global___ReturnMessageType: _TypeAlias = ReturnMessageType  # noqa: Y015
 
+class _LogState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LogStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LogState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LOG_STATE_UNSPECIFIED: _LogState.ValueType  # 0
+    """Not set; never returned."""
+    LOG_STATE_UNKNOWN: _LogState.ValueType  # 1
+    """This service has no record of the message."""
+    LOG_STATE_PENDING: _LogState.ValueType  # 2
+    """Handed over and not yet in the CRM: a call is writing it, or its writer died and the next
+    write of its record (or a retry of the call) will hold it.
+    """
+    LOG_STATE_LOGGED: _LogState.ValueType  # 3
+    """In the CRM record log_id."""
+    LOG_STATE_FAILED: _LogState.ValueType  # 4
+    """Every call that handed it over failed; last_failure says how. A retry is safe."""
+
+class LogState(_LogState, metaclass=_LogStateEnumTypeWrapper):
+    """LogState is where a message stands in this service."""
+
+LOG_STATE_UNSPECIFIED: LogState.ValueType  # 0
+"""Not set; never returned."""
+LOG_STATE_UNKNOWN: LogState.ValueType  # 1
+"""This service has no record of the message."""
+LOG_STATE_PENDING: LogState.ValueType  # 2
+"""Handed over and not yet in the CRM: a call is writing it, or its writer died and the next
+write of its record (or a retry of the call) will hold it.
+"""
+LOG_STATE_LOGGED: LogState.ValueType  # 3
+"""In the CRM record log_id."""
+LOG_STATE_FAILED: LogState.ValueType  # 4
+"""Every call that handed it over failed; last_failure says how. A retry is safe."""
+Global___LogState: _TypeAlias = LogState  # noqa: Y015
+
 @_typing.final
 class CrmUser(_message.Message):
     """CrmUser is the person on whose behalf a message is logged, as the CRM knows them."""
@@ -460,3 +496,107 @@ class ReturnMessage(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReturnMessage: _TypeAlias = ReturnMessage  # noqa: Y015
+
+@_typing.final
+class FailedAttempt(_message.Message):
+    """FailedAttempt is how a call that handed a message over ended in error."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    CRM_HTTP_STATUS_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """The call's gRPC status code name, such as "UNAVAILABLE"."""
+    reason: _builtins.str
+    """The call's google.rpc.ErrorInfo reason, such as "CRM_RATE_LIMITED"."""
+    crm_http_status: _builtins.int
+    """The HTTP status of the CRM's reply that failed the call; 0 when the CRM gave none."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the call failed."""
+
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        crm_http_status: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["crm_http_status", b"crm_http_status", "reason", b"reason", "status", b"status", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FailedAttempt: _TypeAlias = FailedAttempt  # noqa: Y015
+
+@_typing.final
+class MessageLogRecord(_message.Message):
+    """MessageLogRecord is what this service knows of one message handed over for one contact:
+    never its text, phone numbers or credentials.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    LOG_ID_FIELD_NUMBER: _builtins.int
+    LOCAL_DATE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_FAILURE_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    """The message-store id of the message."""
+    state: Global___LogState.ValueType
+    """Where the message stands."""
+    log_id: _builtins.str
+    """The id of the CRM record holding the message (LOGGED), or that will hold it (PENDING, once
+    the record exists); empty otherwise.
+    """
+    local_date: _builtins.str
+    """The day, in the user's time zone, whose record holds the message, as YYYY-MM-DD."""
+    type: Global___MessageType.ValueType
+    """The kind of record: MESSAGE_TYPE_SMS (SMS and pager messages share daily digests),
+    MESSAGE_TYPE_VOICEMAIL or MESSAGE_TYPE_FAX.
+    """
+    attempts: _builtins.int
+    """The calls that handed the message over and failed, plus the one that logged it or is
+    writing it; calls answered ALREADY_LOGGED are not counted.
+    """
+    user_id: _builtins.str
+    """The CRM user the message was logged for."""
+    contact_id: _builtins.str
+    """The contact the message was logged against."""
+    conversation_id: _builtins.str
+    """The conversation of an SMS or pager message; empty for voicemail and fax."""
+    @_builtins.property
+    def last_failure(self) -> Global___FailedAttempt:
+        """The latest failed call, when one failed."""
+
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.str = ...,
+        state: Global___LogState.ValueType = ...,
+        log_id: _builtins.str = ...,
+        local_date: _builtins.str = ...,
+        type: Global___MessageType.ValueType = ...,
+        attempts: _builtins.int = ...,
+        last_failure: Global___FailedAttempt | None = ...,
+        user_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_failure", b"last_failure"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "contact_id", b"contact_id", "conversation_id", b"conversation_id", "last_failure", b"last_failure", "local_date", b"local_date", "log_id", b"log_id", "message_id", b"message_id", "state", b"state", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageLogRecord: _TypeAlias = MessageLogRecord  # noqa: Y015

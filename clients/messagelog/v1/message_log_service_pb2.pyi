@@ -245,3 +245,162 @@ class UpdateMessageLogResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateMessageLogResponse: _TypeAlias = UpdateMessageLogResponse  # noqa: Y015
+
+@_typing.final
+class GetMessageLogRequest(_message.Message):
+    """GetMessageLogRequest names one message of one CRM user."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CRM_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    crm: _builtins.str
+    """The CRM's registry key, as in AddMessageLogRequest."""
+    message_id: _builtins.str
+    """The message-store id of the message."""
+    contact_id: _builtins.str
+    """The contact the message was logged against. When empty, the message is looked for under
+    every contact of the user; a group message logged for several contacts is answered for the
+    one least far along (failed, then pending, then logged), and contact_id says which.
+    """
+    @_builtins.property
+    def user(self) -> _message_log_pb2.CrmUser:
+        """The user the message was logged for. Only what finds the CRM account is needed: id,
+        hostname (or the platform_additional_info key the CRM takes its account URL from); the
+        time zone is not.
+        """
+
+    def __init__(
+        self,
+        *,
+        crm: _builtins.str = ...,
+        user: _message_log_pb2.CrmUser | None = ...,
+        message_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "crm", b"crm", "message_id", b"message_id", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMessageLogRequest: _TypeAlias = GetMessageLogRequest  # noqa: Y015
+
+@_typing.final
+class GetMessageLogResponse(_message.Message):
+    """GetMessageLogResponse says where the message stands."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_LOG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def message_log(self) -> _message_log_pb2.MessageLogRecord:
+        """The message's log; its state is LOG_STATE_UNKNOWN when this service never heard of it (or
+        forgot it: see the README's retention section).
+        """
+
+    def __init__(
+        self,
+        *,
+        message_log: _message_log_pb2.MessageLogRecord | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message_log", b"message_log"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_log", b"message_log"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMessageLogResponse: _TypeAlias = GetMessageLogResponse  # noqa: Y015
+
+@_typing.final
+class ListMessageLogsRequest(_message.Message):
+    """ListMessageLogsRequest selects messages of one CRM account. Filters combine; none lists the
+    whole account.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CRM_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    crm: _builtins.str
+    """The CRM's registry key, as in AddMessageLogRequest."""
+    conversation_id: _builtins.str
+    """Only this conversation's messages (SMS and pager)."""
+    contact_id: _builtins.str
+    """Only messages logged against this contact."""
+    start_date: _builtins.str
+    """Only messages of local days from this one on, as YYYY-MM-DD."""
+    end_date: _builtins.str
+    """Only messages of local days up to this one (included), as YYYY-MM-DD."""
+    user_id: _builtins.str
+    """Only messages logged for this CRM user id."""
+    page_size: _builtins.int
+    """The most messages to return; 0 means 50, and more than 1000 is taken as 1000."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first page. The other fields must
+    be the same as in the call that returned it.
+    """
+    @_builtins.property
+    def user(self) -> _message_log_pb2.CrmUser:
+        """A user of the account, whose credential is the call's "crm-authorization"; only what finds
+        the CRM account is needed, as in GetMessageLogRequest. Messages of every user of the
+        account are listed unless user_id is set.
+        """
+
+    def __init__(
+        self,
+        *,
+        crm: _builtins.str = ...,
+        user: _message_log_pb2.CrmUser | None = ...,
+        conversation_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "conversation_id", b"conversation_id", "crm", b"crm", "end_date", b"end_date", "page_size", b"page_size", "page_token", b"page_token", "start_date", b"start_date", "user", b"user", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMessageLogsRequest: _TypeAlias = ListMessageLogsRequest  # noqa: Y015
+
+@_typing.final
+class ListMessageLogsResponse(_message.Message):
+    """ListMessageLogsResponse is one page of messages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_LOGS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The page_token of the next page; empty on the last page."""
+    @_builtins.property
+    def message_logs(self) -> _containers.RepeatedCompositeFieldContainer[_message_log_pb2.MessageLogRecord]:
+        """The messages, ordered by local day, then by who they were logged for, then by id."""
+
+    def __init__(
+        self,
+        *,
+        message_logs: _abc.Iterable[_message_log_pb2.MessageLogRecord] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_logs", b"message_logs", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMessageLogsResponse: _TypeAlias = ListMessageLogsResponse  # noqa: Y015

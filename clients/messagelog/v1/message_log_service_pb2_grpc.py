@@ -50,6 +50,16 @@ class MessageLogServiceStub:
                 request_serializer=messagelog_dot_v1_dot_message__log__service__pb2.UpdateMessageLogRequest.SerializeToString,
                 response_deserializer=messagelog_dot_v1_dot_message__log__service__pb2.UpdateMessageLogResponse.FromString,
                 _registered_method=True)
+        self.GetMessageLog = channel.unary_unary(
+                '/messagelog.v1.MessageLogService/GetMessageLog',
+                request_serializer=messagelog_dot_v1_dot_message__log__service__pb2.GetMessageLogRequest.SerializeToString,
+                response_deserializer=messagelog_dot_v1_dot_message__log__service__pb2.GetMessageLogResponse.FromString,
+                _registered_method=True)
+        self.ListMessageLogs = channel.unary_unary(
+                '/messagelog.v1.MessageLogService/ListMessageLogs',
+                request_serializer=messagelog_dot_v1_dot_message__log__service__pb2.ListMessageLogsRequest.SerializeToString,
+                response_deserializer=messagelog_dot_v1_dot_message__log__service__pb2.ListMessageLogsResponse.FromString,
+                _registered_method=True)
 
 
 class MessageLogServiceServicer:
@@ -80,6 +90,25 @@ class MessageLogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMessageLog(self, request, context):
+        """GetMessageLog tells where one message stands: logged (in which CRM record), still being
+        written, failed (and why), or unknown to this service; with the number of attempts and the
+        last failure. It answers for the CRM account the call's "crm-authorization" proves, like the
+        writing RPCs, and never returns message text, phone numbers or credentials.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMessageLogs(self, request, context):
+        """ListMessageLogs lists the messages handed over for the CRM account the call's
+        "crm-authorization" proves, by conversation, contact or range of local days, a page at a time
+        (page_size and page_token, as AIP-158 describes), ordered by local day.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MessageLogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +121,16 @@ def add_MessageLogServiceServicer_to_server(servicer, server):
                     servicer.UpdateMessageLog,
                     request_deserializer=messagelog_dot_v1_dot_message__log__service__pb2.UpdateMessageLogRequest.FromString,
                     response_serializer=messagelog_dot_v1_dot_message__log__service__pb2.UpdateMessageLogResponse.SerializeToString,
+            ),
+            'GetMessageLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMessageLog,
+                    request_deserializer=messagelog_dot_v1_dot_message__log__service__pb2.GetMessageLogRequest.FromString,
+                    response_serializer=messagelog_dot_v1_dot_message__log__service__pb2.GetMessageLogResponse.SerializeToString,
+            ),
+            'ListMessageLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMessageLogs,
+                    request_deserializer=messagelog_dot_v1_dot_message__log__service__pb2.ListMessageLogsRequest.FromString,
+                    response_serializer=messagelog_dot_v1_dot_message__log__service__pb2.ListMessageLogsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -154,6 +193,60 @@ class MessageLogService:
             '/messagelog.v1.MessageLogService/UpdateMessageLog',
             messagelog_dot_v1_dot_message__log__service__pb2.UpdateMessageLogRequest.SerializeToString,
             messagelog_dot_v1_dot_message__log__service__pb2.UpdateMessageLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMessageLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/messagelog.v1.MessageLogService/GetMessageLog',
+            messagelog_dot_v1_dot_message__log__service__pb2.GetMessageLogRequest.SerializeToString,
+            messagelog_dot_v1_dot_message__log__service__pb2.GetMessageLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMessageLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/messagelog.v1.MessageLogService/ListMessageLogs',
+            messagelog_dot_v1_dot_message__log__service__pb2.ListMessageLogsRequest.SerializeToString,
+            messagelog_dot_v1_dot_message__log__service__pb2.ListMessageLogsResponse.FromString,
             options,
             channel_credentials,
             insecure,

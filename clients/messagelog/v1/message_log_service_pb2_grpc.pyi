@@ -50,6 +50,17 @@ class MessageLogServiceStub:
     """UpdateMessageLog appends one message to the CRM record named by log_id, a record this service
     created. It is idempotent per message like AddMessageLog.
     """
+    GetMessageLog: _grpc.UnaryUnaryMultiCallable[_message_log_service_pb2.GetMessageLogRequest, _message_log_service_pb2.GetMessageLogResponse]
+    """GetMessageLog tells where one message stands: logged (in which CRM record), still being
+    written, failed (and why), or unknown to this service; with the number of attempts and the
+    last failure. It answers for the CRM account the call's "crm-authorization" proves, like the
+    writing RPCs, and never returns message text, phone numbers or credentials.
+    """
+    ListMessageLogs: _grpc.UnaryUnaryMultiCallable[_message_log_service_pb2.ListMessageLogsRequest, _message_log_service_pb2.ListMessageLogsResponse]
+    """ListMessageLogs lists the messages handed over for the CRM account the call's
+    "crm-authorization" proves, by conversation, contact or range of local days, a page at a time
+    (page_size and page_token, as AIP-158 describes), ordered by local day.
+    """
 
 @_typing.type_check_only
 class MessageLogServiceAsyncStub(MessageLogServiceStub):
@@ -72,6 +83,17 @@ class MessageLogServiceAsyncStub(MessageLogServiceStub):
     UpdateMessageLog: _aio.UnaryUnaryMultiCallable[_message_log_service_pb2.UpdateMessageLogRequest, _message_log_service_pb2.UpdateMessageLogResponse]  # type: ignore[assignment]
     """UpdateMessageLog appends one message to the CRM record named by log_id, a record this service
     created. It is idempotent per message like AddMessageLog.
+    """
+    GetMessageLog: _aio.UnaryUnaryMultiCallable[_message_log_service_pb2.GetMessageLogRequest, _message_log_service_pb2.GetMessageLogResponse]  # type: ignore[assignment]
+    """GetMessageLog tells where one message stands: logged (in which CRM record), still being
+    written, failed (and why), or unknown to this service; with the number of attempts and the
+    last failure. It answers for the CRM account the call's "crm-authorization" proves, like the
+    writing RPCs, and never returns message text, phone numbers or credentials.
+    """
+    ListMessageLogs: _aio.UnaryUnaryMultiCallable[_message_log_service_pb2.ListMessageLogsRequest, _message_log_service_pb2.ListMessageLogsResponse]  # type: ignore[assignment]
+    """ListMessageLogs lists the messages handed over for the CRM account the call's
+    "crm-authorization" proves, by conversation, contact or range of local days, a page at a time
+    (page_size and page_token, as AIP-158 describes), ordered by local day.
     """
 
 class MessageLogServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -104,6 +126,29 @@ class MessageLogServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_message_log_service_pb2.UpdateMessageLogResponse, _abc.Awaitable[_message_log_service_pb2.UpdateMessageLogResponse]]:
         """UpdateMessageLog appends one message to the CRM record named by log_id, a record this service
         created. It is idempotent per message like AddMessageLog.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMessageLog(
+        self,
+        request: _message_log_service_pb2.GetMessageLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_message_log_service_pb2.GetMessageLogResponse, _abc.Awaitable[_message_log_service_pb2.GetMessageLogResponse]]:
+        """GetMessageLog tells where one message stands: logged (in which CRM record), still being
+        written, failed (and why), or unknown to this service; with the number of attempts and the
+        last failure. It answers for the CRM account the call's "crm-authorization" proves, like the
+        writing RPCs, and never returns message text, phone numbers or credentials.
+        """
+
+    @_abc_1.abstractmethod
+    def ListMessageLogs(
+        self,
+        request: _message_log_service_pb2.ListMessageLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_message_log_service_pb2.ListMessageLogsResponse, _abc.Awaitable[_message_log_service_pb2.ListMessageLogsResponse]]:
+        """ListMessageLogs lists the messages handed over for the CRM account the call's
+        "crm-authorization" proves, by conversation, contact or range of local days, a page at a time
+        (page_size and page_token, as AIP-158 describes), ordered by local day.
         """
 
 def add_MessageLogServiceServicer_to_server(servicer: MessageLogServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
