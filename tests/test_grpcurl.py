@@ -9,13 +9,18 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
+from messagelog.v1 import message_log_service_pb2 as service_pb
 
 from tests.conftest import Harness
+from tests.fakes.base import Fault
 from tests.fakes.pipedrive import FakePipedrive
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +44,25 @@ def readme_grpcurl() -> tuple[list[list[str]], dict[str, Any]]:
 
 
 COMMANDS, REPLY = readme_grpcurl()
+
+
+def readme_inspection() -> tuple[list[list[str]], list[dict[str, Any]]]:
+    """The grpcurl commands of the README's 'What happened to a message' section, and its replies."""
+    section = (ROOT / "README.md").read_text().split("## What happened to a message", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    bash = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert bash, "the README shows the inspection commands"
+    split: list[list[str]] = []
+    for word in shlex.split(bash.group(1), comments=True):
+        if word == "grpcurl":
+            split.append([])
+        else:
+            split[-1].append(word)
+    replies = [json.loads(r) for r in re.findall(r"```json\n(.*?)```", section, re.DOTALL)]
+    return split, replies
+
+
+INSPECTIONS, INSPECTION_REPLIES = readme_inspection()
 
 
 def command(method_or_verb: str) -> list[str]:
@@ -118,3 +142,45 @@ async def test_the_add_message_log_example_gives_the_reply_the_readme_shows(serv
     assert list(fake.activities) == [int(REPLY["log_id"])]
     assert reply == REPLY
     assert {r.headers["authorization"] for r in fake.calls()} == {"Bearer <pipedrive-oauth-token>"}
+
+
+def readme_request(message_id: str, conversation_id: str) -> service_pb.AddMessageLogRequest:
+    """The README's AddMessageLog example, for another message of another conversation."""
+    args = command("messagelog.v1.MessageLogService/AddMessageLog")
+    request = json_format.Parse(args[args.index("-d") + 1], service_pb.AddMessageLogRequest())
+    request.message.id, request.message.conversation_id = message_id, conversation_id
+    return request
+
+
+async def test_the_inspection_examples_answer_what_the_readme_shows(served: Harness) -> None:
+    """A logged, a pending and a failed message, as the README's GetMessageLog examples show them."""
+    fake = served.fake
+    assert isinstance(fake, FakePipedrive)
+    auth = "Bearer <pipedrive-oauth-token>"
+    await grpcurl(served, command("messagelog.v1.MessageLogService/AddMessageLog"))
+    # Pipedrive's error body (tests/fakes/pipedrive.py): a 400 is CRM_REJECTED.
+    refusal = {"success": False, "error": "Invalid due_date", "data": None, "additional_data": None}
+    fake.inject(Fault(status=400, body=refusal, method="POST"), times=2)
+    for _ in range(2):
+        await served.add_error(readme_request("60279564006", "5578984350117917663"), auth=auth)
+    fake.inject(Fault(delay=5, method="POST"))
+    writing = asyncio.create_task(served.add(readme_request("60279564005", "5578984350117917662"), auth=auth))
+    await asyncio.sleep(0.5)
+
+    gets = [c for c in INSPECTIONS if c[-1].endswith("/GetMessageLog")]
+    replies = [json.loads(await grpcurl(served, args)) for args in gets]
+    [listing] = [c for c in INSPECTIONS if c[-1].endswith("/ListMessageLogs")]
+    page = json.loads(await grpcurl(served, listing))
+    await writing
+
+    failed = replies[2]["message_log"]["last_failure"]
+    assert abs(time.time() - datetime.fromisoformat(failed["time"]).timestamp()) < 30
+    failed["time"] = INSPECTION_REPLIES[2]["message_log"]["last_failure"]["time"]
+    assert replies == INSPECTION_REPLIES
+    assert [m["message_log"]["state"] for m in replies] == [
+        "LOG_STATE_LOGGED",
+        "LOG_STATE_PENDING",
+        "LOG_STATE_FAILED",
+    ]
+    assert len(page["message_logs"]) == 2
+    assert page["next_page_token"]
