@@ -30,7 +30,11 @@ from service.servicer import error_metadata
 
 log = structlog.get_logger("messagelog.rpc")
 
-OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/")
+OPEN_SERVICES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+)
 AUTHORIZATION_METADATA = "authorization"
 _TOKEN_LINE = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})\s+(\S.{0,127})$")
 # The subject as gRPC reports it in the TLS auth context (RFC 2253, e.g. "CN=billing,O=Acme").

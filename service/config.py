@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PORT = 50051
 DEFAULT_CRM_TIMEOUT_SECONDS = 10.0
+PREFIX = "MESSAGELOG_"
+# Read by other programs that share the prefix (the messagelog CLI, the tests), not by the service.
+READ_ELSEWHERE = frozenset(
+    {"MESSAGELOG_TARGET", "MESSAGELOG_CRM_AUTHORIZATION", "MESSAGELOG_TEST_POSTGRES_URL"}
+)
 
 
 class SettingsError(ValueError):
@@ -81,7 +86,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = dict(os.environ if environ is None else environ)
+        env = _ReadEnvironment(os.environ if environ is None else environ)
         settings = cls(
             host=env.get("MESSAGELOG_HOST", cls.host),
             port=_int(env, "MESSAGELOG_PORT", DEFAULT_PORT, minimum=0, maximum=65535),
@@ -142,6 +147,13 @@ class Settings:
         settings._check_security()
         return settings
 
+    def unread_names(self) -> list[str]:
+        """MESSAGELOG_* variables no setting read so far (a misspelt name is silently ignored
+        otherwise); meaningful once startup has read every CRM's settings."""
+        env = self.environ
+        read = env.read if isinstance(env, _ReadEnvironment) else set(env)
+        return sorted(k for k in env if k.startswith(PREFIX) and k not in read and k not in READ_ELSEWHERE)
+
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert_file)
@@ -176,6 +188,25 @@ class Settings:
         return CrmSettings(
             base_url=base_url, timeout_seconds=timeout, retry=RetryPolicy(max_attempts=attempts)
         )
+
+
+class _ReadEnvironment(Mapping[str, str]):
+    """The environment, remembering which names were looked up: whatever was never looked up is
+    no setting, which is how unread_names finds misspelt ones without a second list of names."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = dict(values)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def _default_database_url() -> str:

@@ -39,7 +39,8 @@ from service.validation import MAX_REQUEST_BYTES_RECEIVED
 log = structlog.get_logger("messagelog.server")
 
 SERVICE_NAME = service_pb.DESCRIPTOR.services_by_name["MessageLogService"].full_name
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class StartupError(Exception):
@@ -56,7 +57,9 @@ class RunningServer:
 
 
 class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Binds a request id and the peer to every log line of a unary call."""
+    """Binds a request id and the peer to every log line of a unary call, and returns the request
+    id to the caller in the response headers (x-request-id): the caller's own when well-formed
+    (1-64 of A-Z a-z 0-9 . _ -), else a new one, so a caller can find its call in the logs."""
 
     async def intercept_service(
         self,
@@ -69,7 +72,7 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
         inner = handler.unary_unary
         request_id = ""
         for key, value in handler_call_details.invocation_metadata or ():
-            if key == "x-request-id" and isinstance(value, str) and _REQUEST_ID.match(value):
+            if key == REQUEST_ID_HEADER and isinstance(value, str) and _REQUEST_ID.fullmatch(value):
                 request_id = value
         request_id = request_id or secrets.token_hex(8)
 
@@ -78,6 +81,7 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
             # on every call to find what it overwrites.
             bound = structlog.contextvars.bind_contextvars(request_id=request_id, peer=context.peer())
             try:
+                await context.send_initial_metadata(((REQUEST_ID_HEADER, request_id),))
                 return await inner(request, context)
             finally:
                 structlog.contextvars.reset_contextvars(**bound)
@@ -284,6 +288,14 @@ async def serve(settings: Settings) -> None:
             metrics_port=service.metrics_port,
             store=service.store.dialect,
         )
+        unread = settings.unread_names()
+        if unread:
+            log.warning(
+                "unknown_settings",
+                names=unread,
+                detail="these MESSAGELOG_* variables are no setting of this service and are ignored;"
+                " misspelt? (see the README's settings table)",
+            )
         if not (settings.tls and settings.authenticates_callers):
             log.warning(
                 "insecure_listener",
