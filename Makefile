@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# What serving needs and nothing more (no compilers of protos, linters or test tools).
+RUN_STAMP := $(VENV)/.installed-runtime
 
 .PHONY: run test proto lint typecheck check pytest clean lock backfill-demo audit chaos bench
 
@@ -11,7 +13,12 @@ $(STAMP): pyproject.toml clients/pyproject.toml requirements.lock
 	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e ./clients -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+$(RUN_STAMP): pyproject.toml clients/pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e ./clients -e .
+	touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/python -m service
 
 proto: $(STAMP)

@@ -10,9 +10,11 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -93,15 +95,27 @@ def test_probes_and_service_target_the_port_the_service_listens_on() -> None:
         literal_env().get("MESSAGELOG_PORT", dockerfile_env().get("MESSAGELOG_PORT", DEFAULT_PORT))
     )
     ports = {p["name"]: p["containerPort"] for p in container()["ports"]}
-    [service_port] = of_kind("Service")["spec"]["ports"]
+    [service_port] = [p for p in of_kind("Service")["spec"]["ports"] if p["name"] == "grpc"]
 
-    assert ports == {"grpc": listening}
+    assert ports["grpc"] == listening
     for probe in ("readinessProbe", "livenessProbe"):
         assert container()[probe]["grpc"]["port"] == listening
     assert service_port["targetPort"] in ("grpc", listening)
     # The service listens only on loopback by default, where no probe can reach it.
     host = literal_env().get("MESSAGELOG_HOST", dockerfile_env().get("MESSAGELOG_HOST"))
     assert host == "0.0.0.0"  # noqa: S104
+
+
+def test_the_manifests_expose_the_metrics_the_service_serves() -> None:
+    metrics_port = int(literal_env()["MESSAGELOG_METRICS_PORT"])
+    ports = {p["name"]: p["containerPort"] for p in container()["ports"]}
+    annotations = of_kind("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    [service_port] = [p for p in of_kind("Service")["spec"]["ports"] if p["name"] == "metrics"]
+
+    assert ports["metrics"] == metrics_port
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == metrics_port
+    assert service_port["targetPort"] in ("metrics", metrics_port)
 
 
 def test_the_readiness_probe_names_a_service_the_server_reports_health_for() -> None:
@@ -169,3 +183,92 @@ def test_the_image_command_with_the_manifest_env_starts_a_serving_server(tmp_pat
             assert process.wait(timeout=float(env["MESSAGELOG_SHUTDOWN_GRACE_SECONDS"]) + 20) == 0
         finally:
             process.kill()
+
+
+def image_root_paths() -> list[str]:
+    """The image's WORKDIR and VOLUMEs: where the emulated image's files live."""
+    paths = [args for name, args in dockerfile() if name == "WORKDIR"]
+    for name, args in dockerfile():
+        if name == "VOLUME":
+            paths += json.loads(args) if args.startswith("[") else args.split()
+    return paths
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the image's uid (setpriv) needs root")
+def test_a_clean_runtime_install_starts_with_the_image_defaults_as_its_user() -> None:
+    """The image without docker: a fresh venv gets only what the Dockerfile's `pip install` installs,
+    from exactly what it COPYs; the command then runs as the image's USER with the image's ENV,
+    in its WORKDIR (owned by root), with its VOLUME the only place that user may write."""
+    instructions = dockerfile()
+    [workdir] = [args for name, args in instructions if name == "WORKDIR"]
+    [user] = [args for name, args in instructions if name == "USER"]
+    [command] = [json.loads(args) for name, args in instructions if name == "CMD"]
+    [install] = [
+        re.search(r"pip install ([^&]*)", a) for n, a in instructions if n == "RUN" and "pip install" in a
+    ]
+    assert install is not None
+    [volume] = [p for p in image_root_paths() if p != workdir]
+    # Outside pytest's own (owner-only) temporary folders, so the image's user can reach it.
+    root = Path(tempfile.mkdtemp(prefix="messagelog-image-"))
+    try:
+        root.chmod(0o755)
+        app, data, venv = root / workdir.lstrip("/"), root / volume.lstrip("/"), root / "venv"
+        app.mkdir(parents=True)
+        for name, args in instructions:
+            if name == "COPY":
+                *sources, target = shlex.split(args)
+                for source in sources:
+                    destination = app / target if target not in ("./", ".") else app / Path(source).name
+                    if (ROOT / source).is_dir():
+                        shutil.copytree(
+                            ROOT / source, destination, ignore=shutil.ignore_patterns("__pycache__")
+                        )
+                    else:
+                        shutil.copy(ROOT / source, destination)
+        # The image's python is the system's; pyenv's lives under /root, out of the user's reach.
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True, timeout=120)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", *shlex.split(install.group(1))],
+            cwd=app,
+            check=True,
+            timeout=600,
+        )
+        installed = subprocess.run(
+            [str(venv / "bin" / "pip"), "list", "--format=freeze"], capture_output=True, text=True, check=True
+        ).stdout.lower()
+        for tool in ("pytest", "mypy", "ruff", "grpcio-tools", "hypothesis"):
+            assert f"{tool}==" not in installed, f"{tool} is a development tool"
+        data.mkdir(parents=True)
+        os.chown(data, int(user), int(user))
+
+        env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8"}
+        for key, value in dockerfile_env().items():
+            env[key] = value.replace(volume, str(data)).replace(workdir, str(app))
+        env["MESSAGELOG_PORT"] = "0"  # a fixed port can be taken on a shared machine
+        with subprocess.Popen(
+            ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command],
+            cwd=app,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as process:
+            try:
+                assert process.stderr is not None
+                started = json.loads(process.stderr.readline())
+                assert started["event"] == "server_started", started
+                with grpc.insecure_channel(f"127.0.0.1:{started['port']}") as channel:
+                    reply = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(service="messagelog.v1.MessageLogService"), timeout=5
+                    )
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+                process.send_signal(signal.SIGTERM)
+                assert process.wait(timeout=30) == 0
+            finally:
+                process.kill()
+        assert started["address"] == f"0.0.0.0:{started['port']}"
+        assert started["store"] == "sqlite"
+        assert [p.name for p in data.iterdir() if p.suffix == ".db"] == ["messagelog.db"]
+        assert (data / "messagelog.db").stat().st_uid == int(user)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
