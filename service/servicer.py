@@ -12,6 +12,7 @@ import structlog
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from messagelog.client import CRM_RETRIES_TRAILER
 from messagelog.v1 import message_log_pb2 as pb
 from messagelog.v1 import message_log_service_pb2 as service_pb
 from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
@@ -208,6 +209,9 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
             result = await self._digests.log(parsed, adapter, deadline=deadline)
             fields.update(status="OK", outcome=result.outcome.value)
             metrics.digest_outcome(parsed.crm, result.outcome.value)
+            if stats.retries:
+                # Why a call took long: a backfill's progress shows the CRM's rate limits waited out.
+                context.set_trailing_metadata(((CRM_RETRIES_TRAILER, str(stats.retries)),))
             return await build(result, parsed)
         except Exception as exc:
             if parsed is not None and isinstance(exc, MessageLogError):

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -17,12 +18,13 @@ import pytest
 from google.protobuf import json_format
 from messagelog.backfill import Progress
 
-from tests.conftest import Harness
+from tests.conftest import Harness, fake_pipedrive
 from tests.fakes import message_store
 from tests.fakes.base import Fault
 from tests.fakes.pipedrive import FakePipedrive
 from tests.helpers import add_request, sms
 
+ROOT = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).parent / "messagelog"
 AUTH = "Bearer pd-token"
 
@@ -178,7 +180,7 @@ async def test_a_failing_backfill_counts_failures_by_reason_and_exits_non_zero(
     # The first few of each reason are shown, then only counted, so a bad token cannot flood stderr.
     assert len(failures) == 3 + 1 + 1
     assert sum("FAILED_PRECONDITION CRM_AUTH_FAILED" in line for line in failures) == 3
-    assert sum("line 41: not JSON" in line for line in failures) == 1
+    assert sum("line 41: BAD_RECORD: not JSON" in line for line in failures) == 1
     assert "Traceback" not in result.err
 
 
@@ -227,3 +229,98 @@ def test_progress_rewrites_one_line_on_a_terminal_and_keeps_failure_lines() -> N
     assert text.count("\n") == 2  # the failure line and the final one; progress itself is redrawn
     assert "\r\x1b[Kfailed: message 7" in text
     assert text.endswith("\r\x1b[Kbackfill: 2/4 messages (50%), 1/s, ETA 2 s, 1 failed\n")
+
+
+def test_progress_shows_what_slowed_it() -> None:
+    now = [0.0]
+    screen = io.StringIO()
+    progress = Progress(10, screen, every=60, clock=lambda: now[0])
+
+    progress.retried(3)
+    progress.pause(12.0, "CRM_RATE_LIMITED")
+    now[0] += 2
+    during = progress.text()
+    now[0] += 20
+    after = progress.text()
+
+    assert during.endswith(
+        "0 failed, 3 CRM retries waited out by the service, 1 pauses (12 s), waiting 10 s (CRM_RATE_LIMITED)"
+    )
+    assert after.endswith("0 failed, 3 CRM retries waited out by the service, 1 pauses (12 s)")
+
+
+async def test_global_flags_go_before_or_after_the_subcommand(pipedrive: Harness) -> None:
+    before = await messagelog("--target", target(pipedrive), "--timeout", "5", "health")
+    after = await messagelog("health", "--timeout", "5", "--target", target(pipedrive))
+    mixed = await messagelog("--target", "127.0.0.1:1", "health", "--target", target(pipedrive))
+
+    assert [r.out for r in (before, after, mixed)] == ["SERVING\n"] * 3
+
+
+async def test_health_of_an_unknown_service_says_so(pipedrive: Harness) -> None:
+    result = await messagelog("health", "--service", "nope", "--target", target(pipedrive))
+
+    assert result.code == 2
+    assert result.err == (
+        f"messagelog: the service at {target(pipedrive)} reports no health for 'nope';"
+        ' ask for "" (the server) or messagelog.v1.MessageLogService\n'
+    )
+
+
+async def test_the_readme_log_example_logs(make_harness: Callable[..., Any]) -> None:
+    section = (ROOT / "README.md").read_text().split("### From the command line", 1)[1]
+    bash = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    [example] = [c for c in bash.replace("\\\n", " ").splitlines() if " log --crm " in c]
+    args = shlex.split(example, comments=True)[1:]
+
+    async with make_harness(FakePipedrive(token="<pipedrive-oauth-token>"), "") as harness:
+        result = await messagelog(*args, env={"MESSAGELOG_TARGET": target(harness)})
+        [activity] = fake_pipedrive(harness).activities.values()
+
+    assert result.code == 0, result.err
+    assert result.out.startswith("created: log_id=")
+    assert "Is the house still for sale?" in str(activity)
+
+
+async def test_backfill_takes_voicemail_and_fax_links_from_the_export(
+    pipedrive: Harness, tmp_path: Path
+) -> None:
+    exported = message_store.records(40, conversations=2)
+    for record in exported:
+        for attachment in record.get("attachments", []):
+            attachment["link"] = f"https://media.example/{attachment['type']}/{record['id']}"
+    lines = message_store.write(tmp_path / "export.jsonl", exported)
+    context = tmp_path / "context.json"
+    context.write_text(json.dumps(message_store.context(2)))
+    [voicemail] = [r for r in exported if r["type"] == "VoiceMail"][:1]
+    [fax] = [r for r in exported if r["type"] == "Fax"]
+
+    result = await messagelog(
+        "backfill", str(lines), "--context", str(context), "--crm-authorization", AUTH,
+        "--target", target(pipedrive),
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    bodies = [fake_pipedrive(pipedrive).record_body(i) for i in fake_pipedrive(pipedrive).record_ids()]
+    [voicemail_body] = [b for b in bodies if f"AudioRecording/{voicemail['id']}" in b]
+    [fax_body] = [b for b in bodies if f"RenderedDocument/{fax['id']}" in b]
+    assert "not provided" not in voicemail_body + fax_body
+    assert "Transcript" not in voicemail_body
+    assert voicemail["subject"] not in voicemail_body
+
+
+async def test_backfill_progress_counts_the_crm_retries_the_service_waited_out(
+    pipedrive: Harness, tmp_path: Path
+) -> None:
+    flags, _ = export(tmp_path, count=10, conversations=1)
+    pipedrive.fake.inject(
+        Fault(
+            status=429, body={"success": False, "error": "Request over limit"}, headers={"Retry-After": "0"}
+        ),
+        times=4,
+    )
+
+    result = await messagelog("backfill", "--target", target(pipedrive), *flags, "--progress-every", "0")
+
+    assert result.code == 0, result.err
+    assert "4 CRM retries waited out by the service" in result.err.splitlines()[-1]

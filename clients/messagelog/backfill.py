@@ -99,6 +99,16 @@ def _time(value: Any) -> timestamp_pb2.Timestamp | None:
     return ts
 
 
+def _attachment_link(record: dict[str, Any], attachment_type: str) -> str:
+    """The `link` of the record's first attachment of this type (RingCentral App Connect takes a
+    voicemail's recording link from its AudioRecording attachment and a fax's document link from
+    its RenderedDocument one: /work/shared/research/app-connect.md, section 1.2 step 9)."""
+    for attachment in record.get("attachments") or []:
+        if isinstance(attachment, dict) and attachment.get("type") == attachment_type:
+            return str(attachment.get("link") or "")
+    return ""
+
+
 def message_from_record(record: dict[str, Any]) -> pb.Message:
     """One message-store record (the RingCentral REST shape) as a messagelog Message."""
     kind = _TYPES.get(record.get("type", ""))
@@ -119,7 +129,9 @@ def message_from_record(record: dict[str, Any]) -> pb.Message:
         direction=direction,
         sender=_party(record.get("from")),
         recipients=[_party(p) for p in record.get("to") or []],
-        subject=str(record.get("subject", "")),
+        # A voicemail's transcript is an attachment (AudioTranscription) the export holds only as
+        # an API address; its subject is no transcript, and would be shown as one.
+        subject="" if kind == pb.MESSAGE_TYPE_VOICEMAIL else str(record.get("subject", "")),
         creation_time=created,
         last_modified_time=modified,
         attachments=[
@@ -153,6 +165,11 @@ def requests_for(line: str, context: Context) -> list[service_pb.AddMessageLogRe
     contacts = context.contacts_for(message)
     if not contacts:
         raise RecordError(NO_CONTACT, "no context contact has the other party's number")
+    recording_link = fax_doc_link = ""
+    if message.type == pb.MESSAGE_TYPE_VOICEMAIL:
+        recording_link = _attachment_link(record, "AudioRecording")
+    elif message.type == pb.MESSAGE_TYPE_FAX:
+        fax_doc_link = _attachment_link(record, "RenderedDocument")
     return [
         service_pb.AddMessageLogRequest(
             crm=context.crm,
@@ -160,6 +177,8 @@ def requests_for(line: str, context: Context) -> list[service_pb.AddMessageLogRe
             contact=contact,
             message=message,
             additional_submission=context.additional_submission,
+            recording_link=recording_link,
+            fax_doc_link=fax_doc_link,
         )
         for contact in contacts
     ]
@@ -204,6 +223,13 @@ class Progress:
         self._last = self.started
         self.done = 0
         self.failed = 0
+        # CRM requests the service sent again (a 429's wait, a 5xx retry), and the backfill's own
+        # pauses when the service handed a rate limit back: why the rate is what it is.
+        self.crm_retries = 0
+        self.pauses = 0
+        self.paused_seconds = 0.0
+        self.paused_until = 0.0
+        self.paused_for = ""
 
     def text(self) -> str:
         elapsed = max(self.clock() - self.started, 1e-9)
@@ -211,10 +237,30 @@ class Progress:
         left = self.total - self.done
         eta = f"{left / rate:.0f} s" if rate > 0 else "?"
         percent = 100 * self.done / self.total if self.total else 100.0
-        return (
+        text = (
             f"backfill: {self.done}/{self.total} messages ({percent:.0f}%), {rate:.0f}/s, "
             f"ETA {eta}, {self.failed} failed"
         )
+        if self.crm_retries:
+            text += f", {self.crm_retries} CRM retries waited out by the service"
+        if self.pauses:
+            text += f", {self.pauses} pauses ({self.paused_seconds:.0f} s)"
+        waiting = self.paused_until - self.clock()
+        if waiting > 0:
+            text += f", waiting {waiting:.0f} s ({self.paused_for})"
+        return text
+
+    def retried(self, count: int) -> None:
+        """The service sent `count` CRM requests again within one call."""
+        self.crm_retries += count
+
+    def pause(self, seconds: float, reason: str) -> None:
+        """Every call waits `seconds` because the service answered `reason` (a rate limit)."""
+        self.pauses += 1
+        self.paused_seconds += seconds
+        self.paused_until = max(self.paused_until, self.clock() + seconds)
+        self.paused_for = reason
+        self.show()
 
     def advance(self, *, failed: bool) -> None:
         self.done += 1
@@ -289,7 +335,7 @@ class Backfill:
             try:
                 item: Item = requests_for(line, self.context)
             except RecordError as exc:
-                item = RecordError(exc.reason, f"line {number}: {exc}")
+                item = RecordError(exc.reason, f"line {number}: {exc.reason}: {exc}")
             key = f"line {number}"
             if isinstance(item, list) and item[0].message.conversation_id:
                 key = "conversation " + item[0].message.conversation_id
@@ -307,7 +353,7 @@ class Backfill:
                 failed = False
                 for request in item:
                     try:
-                        response = await self._add(request)
+                        response = await self._add(request, progress)
                     except MessageLogError as exc:
                         failed = True
                         reason = exc.reason or exc.code.name
@@ -316,17 +362,21 @@ class Backfill:
                         self.summary.outcomes[_OUTCOMES[response.outcome]] += 1
                 progress.advance(failed=failed)
 
-    async def _add(self, request: service_pb.AddMessageLogRequest) -> service_pb.AddMessageLogResponse:
+    async def _add(
+        self, request: service_pb.AddMessageLogRequest, progress: Progress
+    ) -> service_pb.AddMessageLogResponse:
         for attempt in range(EXTRA_ATTEMPTS + 1):
             wait = self._paused_until - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
-                return await self.client.add_message_log(request, self.auth)
+                return await self.client.add_message_log(request, self.auth, on_crm_retries=progress.retried)
             except MessageLogError as exc:
                 if not exc.retryable or attempt == EXTRA_ATTEMPTS:
                     raise
                 delay = exc.retry_delay if exc.retry_delay is not None else 0.5 * 2**attempt
+                if time.monotonic() + delay > self._paused_until:
+                    progress.pause(delay, exc.reason or exc.code.name)
                 self._paused_until = max(self._paused_until, time.monotonic() + delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 

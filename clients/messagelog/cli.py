@@ -23,6 +23,7 @@ from messagelog.v1 import message_log_pb2 as pb
 from messagelog.v1 import message_log_service_pb2 as service_pb
 
 AUTH_ENV = "MESSAGELOG_CRM_AUTHORIZATION"
+SERVICE_NAME = service_pb.DESCRIPTOR.services_by_name["MessageLogService"].full_name
 TARGET_ENV = "MESSAGELOG_TARGET"
 _TYPES = {
     "sms": pb.MESSAGE_TYPE_SMS,
@@ -44,25 +45,40 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+def _global_flags(parser: argparse.ArgumentParser, *, defaults: bool, auth: bool) -> None:
+    """--target, --timeout (and --crm-authorization), taken before or after the subcommand.
+
+    The main parser holds the defaults; a subcommand's copy sets a value only when given, since
+    argparse lets a subparser's default overwrite what was given before the subcommand.
+    """
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
         "--target",
-        default=os.environ.get(TARGET_ENV, DEFAULT_TARGET),
+        default=default(os.environ.get(TARGET_ENV, DEFAULT_TARGET)),
         help=f"the service's host:port (env {TARGET_ENV}; default {DEFAULT_TARGET})",
     )
-    common.add_argument(
+    parser.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT_SECONDS,
-        help="seconds per call (default %(default)s)",
+        default=default(DEFAULT_TIMEOUT_SECONDS),
+        help=f"seconds per call (default {DEFAULT_TIMEOUT_SECONDS})",
     )
+    if auth:
+        parser.add_argument(
+            "--crm-authorization",
+            default=default(os.environ.get(AUTH_ENV, "")),
+            help=f'the Authorization value the CRM expects, such as "Bearer <token>" (env {AUTH_ENV})',
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    _global_flags(common, defaults=False, auth=False)
     auth = argparse.ArgumentParser(add_help=False)
-    auth.add_argument(
-        "--crm-authorization",
-        default=os.environ.get(AUTH_ENV, ""),
-        help=f'the Authorization value the CRM expects, such as "Bearer <token>" (env {AUTH_ENV})',
-    )
+    _global_flags(auth, defaults=False, auth=True)
     who = argparse.ArgumentParser(add_help=False)
     who.add_argument("--crm", help='the CRM registry key, such as "pipedrive"')
     who.add_argument("--user-id", help="the user's id in the CRM")
@@ -77,10 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
 
     parser = argparse.ArgumentParser(prog="messagelog", description=__doc__.split("\n")[0])
+    _global_flags(parser, defaults=True, auth=True)
     commands = parser.add_subparsers(dest="command", required=True)
 
     log = commands.add_parser(
-        "log", parents=[common, auth, who], help="log one message",
+        "log", parents=[auth, who], help="log one message",
         description="Log one message, from flags or from an AddMessageLogRequest in proto JSON.",
     )  # fmt: skip
     log.add_argument("--request", metavar="FILE", help="AddMessageLogRequest as proto JSON; flags override")
@@ -97,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument("--fax-doc-link", help="a fax's document link")
 
     backfill = commands.add_parser(
-        "backfill", parents=[common, auth, who], help="log every message of a message-store export",
+        "backfill", parents=[auth, who], help="log every message of a message-store export",
         description="Log a JSON-lines export of RingCentral message-store records. Safe to re-run: "
         "messages already logged are counted as such and cost no CRM call.",
     )  # fmt: skip
@@ -246,7 +263,15 @@ def _health(args: argparse.Namespace) -> int:
 
 async def _check_health(args: argparse.Namespace) -> int:
     async with MessageLogClient(args.target, timeout=args.timeout) as client:
-        status = await client.health(args.service, timeout=args.timeout)
+        try:
+            status = await client.health(args.service, timeout=args.timeout)
+        except MessageLogError as exc:
+            if exc.code is not grpc.StatusCode.NOT_FOUND:
+                raise
+            raise UsageError(
+                f"the service at {args.target} reports no health for {args.service!r};"
+                f' ask for "" (the server) or {SERVICE_NAME}'
+            ) from None
     print(status)
     return 0 if status == "SERVING" else 1
 

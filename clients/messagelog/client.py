@@ -15,7 +15,7 @@ is what makes that retry safe.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -84,6 +84,10 @@ def channel(
     if credentials is not None:
         return grpc.secure_channel(target, credentials, options=options)
     return grpc.insecure_channel(target, options=options)
+
+
+# Trailing metadata of a successful call: CRM requests the service sent again within it (absent: none).
+CRM_RETRIES_TRAILER = "x-crm-retries"
 
 
 class MessageLogError(Exception):
@@ -189,10 +193,14 @@ class MessageLogClient:
         *,
         timeout: float | None = None,
         request_id: str | None = None,
+        on_crm_retries: Callable[[int], None] | None = None,
     ) -> service_pb.AddMessageLogResponse:
-        """Logs one message; crm_authorization is the exact Authorization value the CRM expects."""
+        """Logs one message; crm_authorization is the exact Authorization value the CRM expects.
+
+        on_crm_retries, when given, is told how many CRM requests the service sent again within
+        the call (waits for a 429's Retry-After, 5xx retries), from the CRM_RETRIES_TRAILER."""
         response: service_pb.AddMessageLogResponse = await self._call(
-            self._stub.AddMessageLog, request, crm_authorization, timeout, request_id
+            self._stub.AddMessageLog, request, crm_authorization, timeout, request_id, on_crm_retries
         )
         return response
 
@@ -212,18 +220,25 @@ class MessageLogClient:
 
     async def _call(
         self,
-        method: Callable[..., Awaitable[Any]],
+        method: Callable[..., Any],
         request: Any,
         crm_authorization: str,
         timeout: float | None,
         request_id: str | None,
+        on_crm_retries: Callable[[int], None] | None = None,
     ) -> Any:
         try:
-            return await method(
+            call = method(
                 request,
                 metadata=self._metadata(crm_authorization, request_id),
                 timeout=self.timeout if timeout is None else timeout,
             )
+            response = await call
+            if on_crm_retries is not None:
+                for key, value in await call.trailing_metadata() or ():
+                    if key == CRM_RETRIES_TRAILER and str(value).isdigit():
+                        on_crm_retries(int(value))
+            return response
         except grpc.RpcError as exc:
             raise MessageLogError.from_rpc_error(exc) from None
 
