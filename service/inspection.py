@@ -53,11 +53,17 @@ class Account:
     key: str
 
 
-async def account_of(adapter: HttpCrmAdapter, user: UserInfo, authorization: str, deadline: float) -> Account:
-    """The account `authorization` acts for, as the writing RPCs name it (LogRequest.account)."""
-    call = CrmCall(user=user, contact=_NOBODY, authorization=authorization, extras={}, deadline=deadline)
-    adapter.base_url(call)  # the account's host must pass the CRM's allow-list, as for a write
-    return Account(adapter.name, adapter.account_key(call))
+async def account_of(adapter: HttpCrmAdapter, call: CrmCall) -> Account:
+    """The account the call's credential belongs to, as the CRM says (verify_account, cached per
+    credential) and as the writing RPCs key everything (LogRequest.account). A credential the CRM
+    refuses raises CrmAuthFailed: a caller sees only accounts its credential proves."""
+    verified = await adapter.verify_account(call)
+    return Account(adapter.name, verified.key)
+
+
+def reading_call(user: UserInfo, authorization: str, deadline: float) -> CrmCall:
+    """The CRM call of a read: no contact, no extras; only what finds and proves the account."""
+    return CrmCall(user=user, contact=_NOBODY, authorization=authorization, extras={}, deadline=deadline)
 
 
 class Inspector:

@@ -18,7 +18,7 @@ from messagelog.v1 import message_log_service_pb2 as service_pb
 from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
 
 from service import metrics
-from service.adapters.base import CrmCallStats, crm_call_stats
+from service.adapters.base import CrmCall, CrmCallStats, crm_call_stats
 from service.adapters.registry import NAMES, AdapterRegistry
 from service.caller import Caller, current_caller
 from service.config import Settings
@@ -33,7 +33,7 @@ from service.errors import (
     StoreUnavailable,
     UnknownCrm,
 )
-from service.inspection import Account, Inspector, account_of
+from service.inspection import Account, Inspector, account_of, reading_call
 from service.model import LogRequest, Outcome
 from service.privacy import phone_for_log
 from service.validation import Request, parse_account_user, parse_request
@@ -133,7 +133,8 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
                 raise UnknownCrm(request.crm[:40], NAMES)
             authorization = _authorization(context)
             user = parse_account_user(request.user)
-            account = await account_of(self._registry.get(crm), user, authorization, self._deadline(context))
+            call = reading_call(user, authorization, self._deadline(context))
+            account = await account_of(self._registry.get(crm), call)
             response = await answer(account)
             fields.update(status="OK")
             return response
@@ -150,15 +151,13 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
             budget = min(budget, remaining)
         return time.monotonic() + budget
 
-    async def _record_failure(self, request: LogRequest, error: MessageLogError, deadline: float) -> None:
+    async def _record_failure(self, request: LogRequest, account: Account, error: MessageLogError) -> None:
         """Counts the failed call under its message, for GetMessageLog; never fails the call itself."""
         if isinstance(error, _UNRECORDED):
             return
         try:
-            adapter = self._registry.get(request.crm)
-            account = await account_of(adapter, request.user, request.authorization, deadline)
             await self._inspector.record_failure(request, account, error)
-        except MessageLogError as exc:
+        except StoreUnavailable as exc:
             log.warning("failure_not_recorded", reason=exc.reason)
 
     async def _fail(
@@ -201,11 +200,23 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
         if caller is not None:
             fields["caller"] = caller.name
         parsed: LogRequest | None = None
+        # Known once the CRM verified the credential: only then is a failure counted, under it.
+        account: Account | None = None
         deadline = self._deadline(context)
         try:
             _check_caller_may_use(caller, request.crm.strip().lower())
             parsed = parse_request(request, authorization=_authorization(context), known_crms=NAMES)
             adapter = self._registry.get(parsed.crm)
+            call = CrmCall(
+                user=parsed.user,
+                contact=parsed.contact,
+                authorization=parsed.authorization,
+                extras=parsed.additional_submission,
+                deadline=deadline,
+            )
+            adapter.validate(call)
+            # The digest verifies it too, from the adapter's cache: no second CRM call.
+            account = await account_of(adapter, call)
             result = await self._digests.log(parsed, adapter, deadline=deadline)
             fields.update(status="OK", outcome=result.outcome.value)
             metrics.digest_outcome(parsed.crm, result.outcome.value)
@@ -214,8 +225,8 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
                 context.set_trailing_metadata(((CRM_RETRIES_TRAILER, str(stats.retries)),))
             return await build(result, parsed)
         except Exception as exc:
-            if parsed is not None and isinstance(exc, MessageLogError):
-                await self._record_failure(parsed, exc, deadline)
+            if parsed is not None and account is not None and isinstance(exc, MessageLogError):
+                await self._record_failure(parsed, account, exc)
             await self._fail(context, exc, request.crm, fields)
         finally:
             crm_call_stats.reset(token)

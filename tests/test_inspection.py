@@ -121,19 +121,27 @@ async def test_a_group_message_answers_for_its_least_advanced_contact(pipedrive:
 
 
 async def test_another_account_sees_nothing(pipedrive: Harness) -> None:
+    """The account is the one the CRM names for the credential, whatever hostname is claimed."""
     await pipedrive.add(add_request("pipedrive", sms("m1", hours_ago(1))))
-    other = pb.CrmUser(id="1001", hostname="other.pipedrive.com")
+    fake_pipedrive(pipedrive).add_company("globex-token", 7002)
+    globex = (("crm-authorization", "Bearer globex-token"),)
 
     response = await pipedrive.stub.GetMessageLog(
-        service_pb.GetMessageLogRequest(crm="pipedrive", user=other, message_id="m1"),
-        metadata=pipedrive.metadata(),
+        service_pb.GetMessageLogRequest(crm="pipedrive", user=USER, message_id="m1"), metadata=globex
     )
     listed = await pipedrive.stub.ListMessageLogs(
-        service_pb.ListMessageLogsRequest(crm="pipedrive", user=other), metadata=pipedrive.metadata()
+        service_pb.ListMessageLogsRequest(crm="pipedrive", user=USER), metadata=globex
     )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await pipedrive.stub.GetMessageLog(
+            service_pb.GetMessageLogRequest(crm="pipedrive", user=USER, message_id="m1"),
+            metadata=(("crm-authorization", "Bearer forged"),),
+        )
 
     assert response.message_log.state == pb.LOG_STATE_UNKNOWN
     assert list(listed.message_logs) == []
+    assert StatusDetails(refused.value).reason == "CRM_AUTH_FAILED"
+    assert (await get(pipedrive, "m1")).state == pb.LOG_STATE_LOGGED
 
 
 async def test_reads_need_the_crm_credential(pipedrive: Harness) -> None:
@@ -228,9 +236,10 @@ async def test_list_refuses_bad_dates_and_page_sizes(pipedrive: Harness) -> None
 
 async def test_postgres_answers_like_sqlite(make_harness: Callable[..., Any], pg_url: str) -> None:
     async with make_harness(FakePipedrive(), PIPEDRIVE_AUTH, MESSAGELOG_DATABASE_URL=pg_url) as h:
-        fake_pipedrive(h).inject(Fault(status=400, body={"success": False}, path_pattern=WRITES))
-        await h.add_error(add_request("pipedrive", sms("m0", hours_ago(2))))
-        await h.add_error(add_request("pipedrive", sms("m0", hours_ago(2))), auth="Bearer wrong")
+        fake_pipedrive(h).inject(Fault(status=400, body={"success": False}, path_pattern=WRITES), times=2)
+        for auth in (PIPEDRIVE_AUTH, PIPEDRIVE_AUTH, "Bearer wrong"):
+            # The last: a credential the CRM refuses proves no account, so its failure counts nowhere.
+            await h.add_error(add_request("pipedrive", sms("m0", hours_ago(2))), auth=auth)
         added = await h.add(add_request("pipedrive", sms("m1", hours_ago(1))))
         failed, logged = await get(h, "m0"), await get(h, "m1")
         first = await list_logs(h, page_size=1, conversation_id="conv-1")
@@ -239,7 +248,7 @@ async def test_postgres_answers_like_sqlite(make_harness: Callable[..., Any], pg
     assert (failed.state, failed.attempts, failed.last_failure.reason) == (
         pb.LOG_STATE_FAILED,
         2,
-        "CRM_AUTH_FAILED",
+        "CRM_REJECTED",
     )
     assert (logged.state, logged.log_id) == (pb.LOG_STATE_LOGGED, added.log_id)
     assert [m.message_id for m in (*first.message_logs, *second.message_logs)] == ["m0", "m1"]
