@@ -18,3 +18,6 @@ class Caller:
 
 
 current_caller: ContextVar[Caller | None] = ContextVar("current_caller", default=None)
+# The call's request id (x-request-id), set by the request-context interceptor: failed calls
+# return it among their trailers (service.servicer.error_metadata).
+current_request_id: ContextVar[str] = ContextVar("current_request_id", default="")

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from service import metrics, reflection
 from service.adapters.registry import NAMES, AdapterRegistry
 from service.auth import AuthInterceptor, Tokens, load_tokens, server_credentials
+from service.caller import current_request_id
 from service.config import Settings, SettingsError
 from service.digest import DigestLogger
 from service.errors import StoreUnavailable
@@ -32,14 +33,13 @@ from service.grpc_handlers import with_behavior
 from service.inspection import Inspector
 from service.outbound import http_client, origin
 from service.retention import purge_periodically
-from service.servicer import MessageLogServicer
+from service.servicer import REQUEST_ID_METADATA, MessageLogServicer
 from service.store import Store, open_store
 from service.validation import MAX_REQUEST_BYTES_RECEIVED
 
 log = structlog.get_logger("messagelog.server")
 
 SERVICE_NAME = service_pb.DESCRIPTOR.services_by_name["MessageLogService"].full_name
-REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -58,8 +58,9 @@ class RunningServer:
 
 class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Binds a request id and the peer to every log line of a unary call, and returns the request
-    id to the caller in the response headers (x-request-id): the caller's own when well-formed
-    (1-64 of A-Z a-z 0-9 . _ -), else a new one, so a caller can find its call in the logs."""
+    id to the caller as x-request-id, in the response headers of a successful call and in the
+    trailers of a failed one: the caller's own when well-formed (1-64 of A-Z a-z 0-9 . _ -), else
+    a new one, so a caller can find its call in the logs."""
 
     async def intercept_service(
         self,
@@ -72,7 +73,7 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
         inner = handler.unary_unary
         request_id = ""
         for key, value in handler_call_details.invocation_metadata or ():
-            if key == REQUEST_ID_HEADER and isinstance(value, str) and _REQUEST_ID.fullmatch(value):
+            if key == REQUEST_ID_METADATA and isinstance(value, str) and _REQUEST_ID.fullmatch(value):
                 request_id = value
         request_id = request_id or secrets.token_hex(8)
 
@@ -80,10 +81,15 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
             # Tokens to reset, rather than bound_contextvars(), which copies the whole context
             # on every call to find what it overwrites.
             bound = structlog.contextvars.bind_contextvars(request_id=request_id, peer=context.peer())
+            token = current_request_id.set(request_id)
             try:
-                await context.send_initial_metadata(((REQUEST_ID_HEADER, request_id),))
-                return await inner(request, context)
+                response = await inner(request, context)
+                # Headers only once the call succeeded: a client's gRPC retries (UNAVAILABLE) stop
+                # at the first headers they see, so a failure returns the id in its trailers.
+                await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
+                return response
             finally:
+                current_request_id.reset(token)
                 structlog.contextvars.reset_contextvars(**bound)
 
         return with_behavior(handler, behavior)

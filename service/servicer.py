@@ -20,7 +20,7 @@ from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
 from service import metrics
 from service.adapters.base import CrmCall, CrmCallStats, crm_call_stats
 from service.adapters.registry import NAMES, AdapterRegistry
-from service.caller import Caller, current_caller
+from service.caller import Caller, current_caller, current_request_id
 from service.config import Settings
 from service.digest import DigestLogger, LogResult
 from service.errors import (
@@ -42,6 +42,7 @@ log = structlog.get_logger("messagelog.rpc")
 
 ERROR_DOMAIN = "messagelog"
 AUTH_METADATA = "crm-authorization"
+REQUEST_ID_METADATA = "x-request-id"
 MAX_AUTHORIZATION_CHARS = 8192
 
 _OUTCOMES = {
@@ -139,7 +140,7 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
             fields.update(status="OK")
             return response
         except Exception as exc:
-            await self._fail(context, exc, request.crm, fields)
+            await self._fail(context, exc, request.crm, fields, internal="internal error")
         finally:
             log.info("rpc", **fields, duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
@@ -161,9 +162,15 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
             log.warning("failure_not_recorded", reason=exc.reason)
 
     async def _fail(
-        self, context: grpc.aio.ServicerContext, exc: Exception, crm: str, fields: dict[str, object]
+        self,
+        context: grpc.aio.ServicerContext,
+        exc: Exception,
+        crm: str,
+        fields: dict[str, object],
+        *,
+        internal: str = "internal error; the message was not logged",
     ) -> NoReturn:
-        """Ends the call with exc's status: a MessageLogError's own, INTERNAL for anything else."""
+        """Ends the call with exc's status: a MessageLogError's own, else INTERNAL saying `internal`."""
         if isinstance(exc, MessageLogError):
             fields.update(status=exc.grpc_code.name, reason=exc.reason)
             await context.abort(exc.grpc_code, exc.message, error_metadata(exc, crm))
@@ -176,8 +183,8 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
             error_type=type(exc).__name__,
             where="".join(traceback.format_tb(exc.__traceback__)[-3:]),
         )
-        internal = MessageLogError("internal error; the message was not logged")
-        await context.abort(grpc.StatusCode.INTERNAL, internal.message, error_metadata(internal, crm))
+        defect = MessageLogError(internal)
+        await context.abort(grpc.StatusCode.INTERNAL, defect.message, error_metadata(defect, crm))
         raise AssertionError("abort returned") from exc  # pragma: no cover
 
     async def _handle(
@@ -287,6 +294,9 @@ def error_metadata(exc: MessageLogError, crm: str) -> tuple[tuple[str, str | byt
         retry.retry_delay.FromNanoseconds(int(exc.retry_after * 1e9))
         status.details.add().Pack(retry)
     trailing: tuple[tuple[str, str | bytes], ...] = rpc_status.to_status(status).trailing_metadata
+    request_id = current_request_id.get()
+    if request_id:
+        trailing += ((REQUEST_ID_METADATA, request_id),)
     if isinstance(exc, CrmRateLimited):
         # A rate limit that reaches the caller outlasted the waits the service makes itself:
         # tell gRPC's automatic retries not to repeat the call blindly (A6 pushback); the

@@ -42,12 +42,16 @@ async def test_the_request_id_comes_back_in_the_headers(pipedrive: Harness, sent
     assert len(returned) == 16 or kept
 
 
-async def test_a_failed_call_returns_its_request_id_too(pipedrive: Harness) -> None:
-    call = pipedrive.stub.AddMessageLog(add_request("pipedrive", sms("m1")), metadata=())
+async def test_a_failed_call_returns_its_request_id_in_its_trailers(pipedrive: Harness) -> None:
+    """Not in headers: gRPC's client retries (UNAVAILABLE) end at the first headers they see."""
+    call = pipedrive.stub.AddMessageLog(
+        add_request("pipedrive", sms("m1")), metadata=(("x-request-id", "retry-me-1"),)
+    )
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await call
 
-    assert request_id(raised.value.initial_metadata()) is not None
+    assert request_id(raised.value.trailing_metadata()) == "retry-me-1"
+    assert request_id(raised.value.initial_metadata()) is None
 
 
 async def test_health_checks_carry_a_request_id(pipedrive: Harness) -> None:
