@@ -526,6 +526,8 @@ class HttpCrmAdapter(ABC):
         timeout = self._timeout(call)
         headers = self._call_headers(call)
         stats = crm_call_stats.get()
+        # Only an unanswered write can still change the record later; an unanswered read holds nothing.
+        writes = method not in ("GET", "HEAD")
         started = time.perf_counter()
         status = 0
         try:
@@ -547,12 +549,12 @@ class HttpCrmAdapter(ABC):
             ) from None
         except httpx.TimeoutException:
             raise CrmTimeout(
-                f"{self.name} did not answer {operation} within {timeout:.1f}s", in_flight=True
+                f"{self.name} did not answer {operation} within {timeout:.1f}s", in_flight=writes
             ) from None
         except httpx.HTTPError as exc:
             raise CrmUnavailable(
                 f"{self.name} dropped the connection during {operation} ({type(exc).__name__})",
-                in_flight=True,
+                in_flight=writes,
             ) from None
         finally:
             elapsed = time.perf_counter() - started
