@@ -461,8 +461,7 @@ class HttpCrmAdapter(ABC):
         adapter says otherwise); no reply at all (a timeout, a dropped connection) only for reads,
         because an unanswered write may still be applied after a newer one.
         Retries back off exponentially with jitter and stop where the caller's deadline would
-        be missed. A failure after which a non-repeatable request may have taken effect is
-        raised with `ambiguous` set.
+        be missed.
         """
         if repeatable is None:
             repeatable = method != "POST"
@@ -473,7 +472,6 @@ class HttpCrmAdapter(ABC):
             except CrmError as exc:
                 delay = self._retry_delay(exc, attempt, repeatable, method in ("GET", "HEAD"), call)
                 if delay is None:
-                    exc.ambiguous = exc.maybe_applied and not repeatable
                     raise
             attempt += 1
             stats = crm_call_stats.get()
