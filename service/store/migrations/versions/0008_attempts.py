@@ -15,6 +15,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # One row per message some call handed over and failed to log, under the verified account
+    # (account_host holds LogRequest.account, as digests do). A message withdrawn after a failure
+    # has no row in messages, so this row keeps what finds it (account, user, contact, thread, day).
+    # failures counts the failed calls; last_* describe the latest: gRPC status name, ErrorInfo
+    # reason, the CRM reply's HTTP status (0: none) and when (epoch ms).
     op.create_table(
         "attempts",
         sa.Column("scope", sa.String(64), primary_key=True),
