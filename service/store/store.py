@@ -223,26 +223,37 @@ _RECORD_FAILURE = (
     " last_crm_http_status = excluded.last_crm_http_status, last_failure_ms = excluded.last_failure_ms"
 )
 # Every message of one account ($1, $2) that a call handed over: those filed in a digest (with
-# their failed attempts, if any), then those whose every call failed and withdrew them. Empty
-# filters match everything; $9-$11 is the key after which a page starts.
-_MESSAGE_LOGS = (
-    "SELECT local_date, scope, message_id, state, crm_log_id, kind, crm_user_id, contact_id, thread_key,"
-    " failures, last_status, last_reason, last_crm_http_status, last_failure_ms FROM ("
-    " SELECT d.local_date, m.scope, m.message_id, m.state, d.crm_log_id, d.kind, d.crm_user_id,"
+# their failed attempts, if any), then those whose every call failed and withdrew them. Each part
+# is filtered, ordered and limited on its own, so it walks the account's days by index and stops
+# at a page (see _message_logs_sql); {logged} and {failed} are their filters.
+_LOGGED_LOGS = (
+    "SELECT d.local_date, m.scope, m.message_id, m.state, d.crm_log_id, d.kind, d.crm_user_id,"
     " d.contact_id, d.thread_key, a.failures, a.last_status, a.last_reason, a.last_crm_http_status,"
     " a.last_failure_ms FROM messages m JOIN digests d ON d.id = m.digest_id"
     " LEFT JOIN attempts a ON a.scope = m.scope AND a.message_id = m.message_id"
-    " WHERE d.crm = $1 AND d.account_host = $2"
-    " UNION ALL"
-    " SELECT a.local_date, a.scope, a.message_id, 'failed', NULL, a.kind, a.crm_user_id, a.contact_id,"
+    " WHERE d.crm = $1 AND d.account_host = $2{logged}"
+    " ORDER BY d.local_date, m.scope, m.message_id LIMIT {limit}"
+)
+_FAILED_LOGS = (
+    "SELECT a.local_date, a.scope, a.message_id, 'failed', NULL, a.kind, a.crm_user_id, a.contact_id,"
     " a.thread_key, a.failures, a.last_status, a.last_reason, a.last_crm_http_status, a.last_failure_ms"
-    " FROM attempts a WHERE a.crm = $1 AND a.account_host = $2"
+    " FROM attempts a WHERE a.crm = $1 AND a.account_host = $2{failed}"
     " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.scope = a.scope AND m.message_id = a.message_id)"
-    ") t WHERE ($3 = '' OR t.crm_user_id = $3) AND ($4 = '' OR t.contact_id = $4)"
-    " AND ($5 = '' OR t.message_id = $5) AND ($6 = '' OR t.thread_key = $6)"
-    " AND ($7 = '' OR t.local_date >= $7) AND ($8 = '' OR t.local_date <= $8)"
-    " AND ($9 = '' OR (t.local_date, t.scope, t.message_id) > ($9, $10, $11))"
-    " ORDER BY t.local_date, t.scope, t.message_id LIMIT $12"
+    " ORDER BY a.local_date, a.scope, a.message_id LIMIT {limit}"
+)
+_MESSAGE_LOGS = (
+    "SELECT * FROM (SELECT * FROM ({logged_logs}) AS logged"
+    " UNION ALL SELECT * FROM ({failed_logs}) AS failed) AS t"
+    " ORDER BY 1, 2, 3 LIMIT {limit}"
+)
+# MessageLogFilter's fields: the column each matches, in digests (d), messages (m) and attempts (a).
+_FILTERS = (
+    ("user_id", "d.crm_user_id", "a.crm_user_id", "="),
+    ("contact_id", "d.contact_id", "a.contact_id", "="),
+    ("message_id", "m.message_id", "a.message_id", "="),
+    ("thread_key", "d.thread_key", "a.thread_key", "="),
+    ("start_date", "d.local_date", "a.local_date", ">="),
+    ("end_date", "d.local_date", "a.local_date", "<="),
 )
 _DELETE_DIGEST = "DELETE FROM digests WHERE id = $1"
 
@@ -475,22 +486,10 @@ class Store:
         self, which: MessageLogFilter, *, after: tuple[str, str, str] | None = None, limit: int
     ) -> list[MessageLog]:
         """Up to `limit` of the messages `which` selects, in MessageLog.key order, from after `after`."""
-        start = after or ("", "", "")
+        sql, args = _message_logs_sql(which, after, limit)
 
         async def work(tx: Transaction) -> list[Row]:
-            return await tx.fetch_all(
-                _MESSAGE_LOGS,
-                which.crm,
-                which.account[:253],
-                which.user_id,
-                which.contact_id,
-                which.message_id,
-                which.thread_key,
-                which.start_date,
-                which.end_date,
-                *start,
-                limit,
-            )
+            return await tx.fetch_all(sql, *args)
 
         return [_message_log(row) for row in await self._database.transaction(work)]
 
@@ -509,6 +508,35 @@ class Store:
             return len(ids)
 
         return await self._database.transaction(work)
+
+
+def _message_logs_sql(
+    which: MessageLogFilter, after: tuple[str, str, str] | None, limit: int
+) -> tuple[str, list[object]]:
+    """_MESSAGE_LOGS with only the filters `which` sets (an empty one matches everything), each a
+    plain comparison an index can serve, and its arguments."""
+    args: list[object] = [which.crm, which.account[:253]]
+    logged: list[str] = []
+    failed: list[str] = []
+    for name, digest_column, attempt_column, operator in _FILTERS:
+        value = getattr(which, name)
+        if value:
+            args.append(value)
+            logged.append(f" AND {digest_column} {operator} ${len(args)}")
+            failed.append(f" AND {attempt_column} {operator} ${len(args)}")
+    if after is not None:
+        args.extend(after)
+        key = f"(${len(args) - 2}, ${len(args) - 1}, ${len(args)})"
+        logged.append(f" AND (d.local_date, m.scope, m.message_id) > {key}")
+        failed.append(f" AND (a.local_date, a.scope, a.message_id) > {key}")
+    args.append(limit)
+    limit_at = f"${len(args)}"
+    sql = _MESSAGE_LOGS.format(
+        logged_logs=_LOGGED_LOGS.format(logged="".join(logged), limit=limit_at),
+        failed_logs=_FAILED_LOGS.format(failed="".join(failed), limit=limit_at),
+        limit=limit_at,
+    )
+    return sql, args
 
 
 def _message_log(row: Row) -> MessageLog:
