@@ -16,6 +16,7 @@ import pytest
 from messagelog.v1 import message_log_pb2 as pb
 from messagelog.v1 import message_log_service_pb2 as service_pb
 
+from service.retention import purge_expired
 from tests.conftest import PIPEDRIVE_AUTH, Harness, fake_pipedrive
 from tests.fakes.base import Fault
 from tests.fakes.pipedrive import FakePipedrive
@@ -253,3 +254,14 @@ async def test_postgres_answers_like_sqlite(make_harness: Callable[..., Any], pg
     assert (logged.state, logged.log_id) == (pb.LOG_STATE_LOGGED, added.log_id)
     assert [m.message_id for m in (*first.message_logs, *second.message_logs)] == ["m0", "m1"]
     assert second.next_page_token == ""
+
+
+async def test_failed_attempts_go_with_their_days_at_retention(pipedrive: Harness) -> None:
+    fake_pipedrive(pipedrive).inject(Fault(status=400, body={"success": False}, path_pattern=WRITES), times=2)
+    await pipedrive.add_error(add_request("pipedrive", sms("old", hours_ago(24 * 40))))
+    await pipedrive.add_error(add_request("pipedrive", sms("new", hours_ago(1))))
+
+    await purge_expired(pipedrive.server.store, retention_days=35)
+
+    assert (await get(pipedrive, "old")).state == pb.LOG_STATE_UNKNOWN
+    assert (await get(pipedrive, "new")).state == pb.LOG_STATE_FAILED
