@@ -8,9 +8,12 @@ so a DNS answer that changes between check and connect cannot steer a request in
 configured MESSAGELOG_CRM_<NAME>_BASE_URL overrides are trusted as they are: staging and fakes
 live on private addresses on purpose.
 
-Every reply is also capped: a body larger than MAX_RESPONSE_BYTES is CRM_BAD_RESPONSE, and the
-whole exchange, body included, must finish within the request's read timeout, so a CRM that
-drips bytes cannot hold a call past its budget.
+Every reply is also capped: a body larger than MAX_RESPONSE_BYTES, counted both as received and
+as decoded, is CRM_BAD_RESPONSE, and the whole exchange, body included, must finish within the
+request's read timeout, so a CRM that drips bytes cannot hold a call past its budget. The guard
+decodes replies itself, in bounded steps, because a few kilobytes of gzip can decode to gigabytes:
+it offers gzip and deflate, takes at most one of them per reply, and refuses stacked encodings
+(`gzip, gzip`), encodings it did not offer, and malformed or truncated compressed bodies.
 
 No cookie is kept, at either layer (httpx's client, aiohttp's session): one client serves every
 customer's account on a CRM host, and a kept session cookie would go out on the others' requests.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from http.cookiejar import Cookie, CookieJar
 
@@ -35,6 +39,10 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 METADATA_ADDRESSES = frozenset(
     {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 )
+
+# The codings the guard decodes (see _decoder), offered as such on every request.
+ACCEPT_ENCODING = "gzip, deflate"
+_WINDOW_BITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 Origin = tuple[str, str, int]
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -51,6 +59,23 @@ def is_public(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast and ip not in METADATA_ADDRESSES
+
+
+def _decoder(headers: httpx.Headers) -> zlib._Decompress | None:
+    """The decompressor for a reply's Content-Encoding; None when it is not encoded."""
+    codings = [
+        coding
+        for coding in (c.strip().lower() for c in headers.get_list("content-encoding", split_commas=True))
+        if coding not in ("", "identity")
+    ]
+    if not codings:
+        return None
+    if len(codings) > 1:
+        raise CrmBadResponse("the CRM reply is encoded more than once")
+    window_bits = _WINDOW_BITS.get(codings[0])
+    if window_bits is None:
+        raise CrmBadResponse(f"the CRM reply has an encoding that was not offered ({codings[0][:20]!r})")
+    return zlib.decompressobj(window_bits)
 
 
 def origin(url: httpx.URL) -> Origin:
@@ -79,6 +104,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         deadline = None if budget is None else asyncio.get_running_loop().time() + budget
         if origin(request.url) not in self._trusted:
             await self._pin(request)
+        request.headers["Accept-Encoding"] = ACCEPT_ENCODING
         response = await self._inner.handle_async_request(request)
         # Read here, whole, under one timer: adapters read every reply whole anyway, and a stream
         # the client pulled through would cost a timer per chunk and a layer of iteration.
@@ -89,23 +115,41 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             raise httpx.ReadTimeout("the reply took too long", request=request) from None
         finally:
             await response.aclose()
+        # Decoded here: what httpx would decode again must not say it is still encoded.
+        headers = response.headers.copy()
+        headers.pop("content-encoding", None)
+        headers["content-length"] = str(len(body))
         return httpx.Response(
             status_code=response.status_code,
-            headers=response.headers,
+            headers=headers,
             stream=httpx.ByteStream(body),
             extensions=response.extensions,
         )
 
     async def _capped_body(self, response: httpx.Response) -> bytes:
+        """The reply's body, decoded; received and decoded bytes each within the cap."""
         stream = response.stream
         assert isinstance(stream, httpx.AsyncByteStream)  # what an async transport returns
+        decoder = _decoder(response.headers)
+        too_large = CrmBadResponse(f"the CRM reply is larger than {self._max_bytes} bytes")
         chunks = []
-        received = 0
+        received = decoded = 0
         async for chunk in stream:
             received += len(chunk)
             if received > self._max_bytes:
-                raise CrmBadResponse(f"the CRM reply is larger than {self._max_bytes} bytes")
+                raise too_large
+            if decoder is not None:
+                try:
+                    # At most one byte past the cap is ever inflated, however dense the input.
+                    chunk = decoder.decompress(chunk, self._max_bytes - decoded + 1)
+                except zlib.error:
+                    raise CrmBadResponse("the CRM reply's compressed body is malformed") from None
+            decoded += len(chunk)
+            if decoded > self._max_bytes:
+                raise too_large
             chunks.append(chunk)
+        if decoder is not None and received and (not decoder.eof or decoder.unused_data):
+            raise CrmBadResponse("the CRM reply's compressed body is truncated or has trailing data")
         return b"".join(chunks)
 
     async def aclose(self) -> None:
