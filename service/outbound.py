@@ -8,6 +8,12 @@ so a DNS answer that changes between check and connect cannot steer a request in
 configured MESSAGELOG_CRM_<NAME>_BASE_URL overrides are trusted as they are: staging and fakes
 live on private addresses on purpose.
 
+The guard knows the IPv6 forms that carry an IPv4 address (NAT64's 64:ff9b::/96, 6to4's
+2002::/16, IPv4-mapped and IPv4-compatible addresses, Teredo's 2001::/32): such an address is as
+public as the IPv4 address it embeds, since that is where a translator or relay delivers it. The
+local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215) is not globally reachable, and where it embeds
+its IPv4 address depends on the operator's prefix length, so it is refused outright.
+
 Every reply is also capped: a body larger than MAX_RESPONSE_BYTES, counted both as received and
 as decoded, is CRM_BAD_RESPONSE, and the whole exchange, body included, must finish within the
 request's read timeout, so a CRM that drips bytes cannot hold a call past its budget. The guard
@@ -23,10 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import socket
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from http.cookiejar import Cookie, CookieJar
+from typing import Any
 
 import httpx
 
@@ -54,10 +62,35 @@ async def resolve(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+# IPv6 ranges whose last 32 bits are an IPv4 address: NAT64's well-known prefix (RFC 6052) and
+# IPv4-compatible addresses (RFC 4291, deprecated; :: and ::1 fall in it and embed non-public ones).
+_EMBEDDING_LAST_32_BITS = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
+_LOCAL_USE_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+_TEREDO = ipaddress.ip_network("2001::/32")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address] | None:
+    """The IPv4 addresses an IPv6 address carries, or None when it carries none (see module doc)."""
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip in _TEREDO:
+        server, client = ip.teredo or (None, None)
+        return [address for address in (server, client) if address is not None]
+    if any(ip in network for network in _EMBEDDING_LAST_32_BITS):
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return None
+
+
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_USE_NAT64:
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return bool(embedded) and all(is_public(str(v4)) for v4 in embedded)
     return ip.is_global and not ip.is_multicast and ip not in METADATA_ADDRESSES
 
 
@@ -119,7 +152,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         headers = response.headers.copy()
         headers.pop("content-encoding", None)
         headers["content-length"] = str(len(body))
-        return httpx.Response(
+        return CrmReply(
             status_code=response.status_code,
             headers=headers,
             stream=httpx.ByteStream(body),
@@ -168,6 +201,17 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         request.extensions = {**request.extensions, "sni_hostname": host}
         # The Host header was fixed from the name when the request was built; only the socket moves.
         request.url = request.url.copy_with(host=addresses[0])
+
+
+class CrmReply(httpx.Response):
+    """A guarded reply. Its JSON nested too deeply to parse is a ValueError (a body that is not
+    JSON), as every other malformed body is, instead of a RecursionError."""
+
+    def json(self, **kwargs: Any) -> Any:
+        try:
+            return json.loads(self.content, **kwargs)
+        except RecursionError:
+            raise ValueError("the reply's JSON is nested too deeply") from None
 
 
 class _NullCookieJar(CookieJar):
