@@ -21,6 +21,13 @@ decodes replies itself, in bounded steps, because a few kilobytes of gzip can de
 it offers gzip and deflate, takes at most one of them per reply, and refuses stacked encodings
 (`gzip, gzip`), encodings it did not offer, and malformed or truncated compressed bodies.
 
+One CRM account holds at most MAX_CONNECTIONS_PER_ACCOUNT of the pool's connections at once
+(requests in flight, from sending to the reply read whole): one slow customer with many calls in
+flight cannot take every connection and leave other customers' calls waiting. The account is the
+request's `ACCOUNT_EXTENSION` where the caller of the client names one (a verified account on a
+host every customer shares), else its host. A request that finds no free place before its
+timeout is httpx.ConnectTimeout: nothing was sent.
+
 No cookie is kept, at either layer (httpx's client, aiohttp's session): one client serves every
 customer's account on a CRM host, and a kept session cookie would go out on the others' requests.
 """
@@ -42,6 +49,11 @@ from service.aiohttp_transport import AiohttpTransport
 from service.errors import CrmBadResponse, HostNotAllowed
 
 MAX_RESPONSE_BYTES = 1024 * 1024
+# Connections of the shared pool (POOL_CONNECTIONS) one account may hold at once (see module doc).
+POOL_CONNECTIONS = 200
+MAX_CONNECTIONS_PER_ACCOUNT = 32
+# The request extension naming the account a request is made for, when its host does not.
+ACCOUNT_EXTENSION = "messagelog_account"
 # Metadata services answer on these; they are link-local or unique-local already, named so the
 # refusal holds even if the address classes are ever relaxed.
 METADATA_ADDRESSES = frozenset(
@@ -126,14 +138,30 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         trusted: Iterable[Origin] = (),
         resolver: Resolver = resolve,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_connections_per_account: int = MAX_CONNECTIONS_PER_ACCOUNT,
     ) -> None:
         self._inner = inner
         self._trusted = frozenset(trusted)
         self._resolve = resolver
         self._max_bytes = max_response_bytes
+        self._account_slots = _AccountSlots(max_connections_per_account)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        budget = request.extensions.get("timeout", {}).get("read")
+        account = str(request.extensions.get(ACCOUNT_EXTENSION) or request.url.host)
+        timeouts = request.extensions.get("timeout", {})
+        try:
+            async with asyncio.timeout(timeouts.get("pool")):
+                await self._account_slots.take(account)
+        except TimeoutError:
+            raise httpx.ConnectTimeout(
+                "every connection this CRM account may hold stayed busy", request=request
+            ) from None
+        try:
+            return await self._exchange(request, timeouts.get("read"))
+        finally:
+            self._account_slots.give_back(account)
+
+    async def _exchange(self, request: httpx.Request, budget: float | None) -> httpx.Response:
         deadline = None if budget is None else asyncio.get_running_loop().time() + budget
         if origin(request.url) not in self._trusted:
             await self._pin(request)
@@ -203,6 +231,35 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         request.url = request.url.copy_with(host=addresses[0])
 
 
+class _AccountSlots:
+    """Places in the shared pool, up to a limit per account; an account's semaphore lives while
+    any request of it is in flight or waiting, so idle accounts cost nothing."""
+
+    def __init__(self, per_account: int) -> None:
+        self._per_account = per_account
+        self._slots: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    async def take(self, account: str) -> None:
+        semaphore, users = self._slots.get(account) or (asyncio.Semaphore(self._per_account), 0)
+        self._slots[account] = (semaphore, users + 1)
+        try:
+            await semaphore.acquire()
+        except BaseException:
+            self._leave(account)
+            raise
+
+    def give_back(self, account: str) -> None:
+        self._slots[account][0].release()
+        self._leave(account)
+
+    def _leave(self, account: str) -> None:
+        semaphore, users = self._slots[account]
+        if users == 1:
+            del self._slots[account]
+        else:
+            self._slots[account] = (semaphore, users - 1)
+
+
 class CrmReply(httpx.Response):
     """A guarded reply. Its JSON nested too deeply to parse is a ValueError (a body that is not
     JSON), as every other malformed body is, instead of a RecursionError."""
@@ -248,7 +305,11 @@ class _CookielessClient(httpx.AsyncClient):
         raise TypeError("the CRM client keeps no cookies")
 
 
-def http_client(trusted: Iterable[Origin], transport: str = "aiohttp") -> httpx.AsyncClient:
+def http_client(
+    trusted: Iterable[Origin],
+    transport: str = "aiohttp",
+    max_connections_per_account: int = MAX_CONNECTIONS_PER_ACCOUNT,
+) -> httpx.AsyncClient:
     """The pooled client adapters share; TLS is always verified.
 
     Under the same httpx API and the same guard, "aiohttp" sends through aiohttp's connection pool
@@ -256,8 +317,13 @@ def http_client(trusted: Iterable[Origin], transport: str = "aiohttp") -> httpx.
     and the name as its SNI and Host header, as with httpcore."""
     inner: httpx.AsyncBaseTransport
     if transport == "aiohttp":
-        inner = AiohttpTransport(ssl_context=httpx.create_ssl_context(verify=True), max_connections=200)
+        inner = AiohttpTransport(
+            ssl_context=httpx.create_ssl_context(verify=True), max_connections=POOL_CONNECTIONS
+        )
     else:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        limits = httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=50)
         inner = httpx.AsyncHTTPTransport(verify=True, limits=limits)
-    return _CookielessClient(transport=GuardedTransport(inner, trusted=trusted), follow_redirects=False)
+    guarded = GuardedTransport(
+        inner, trusted=trusted, max_connections_per_account=max_connections_per_account
+    )
+    return _CookielessClient(transport=guarded, follow_redirects=False)
