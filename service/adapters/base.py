@@ -61,6 +61,7 @@ from service.errors import (
     InvalidRequest,
 )
 from service.model import ContactInfo, UserInfo
+from service.outbound import ACCOUNT_EXTENSION
 from service.render import BodyFormat, RenderedRecord
 
 log = structlog.get_logger("messagelog.crm")
@@ -538,6 +539,8 @@ class HttpCrmAdapter(ABC):
                 headers=headers,
                 timeout=timeout,
                 follow_redirects=False,
+                # Connections of the shared pool are limited per account (service/outbound.py).
+                extensions={ACCOUNT_EXTENSION: call.account} if call.account else None,
             )
             status = response.status_code
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

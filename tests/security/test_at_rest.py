@@ -29,8 +29,11 @@ PERSONS_EDIT = "Call notes by Alice: customer agreed to the quote of 4,250"
 PLAIN_VALUES = (SECRET_TEXT, "Jane Doe", CONTACT_PHONE.removeprefix("+"), "IBAN")
 
 
-def at(minutes_ago: int) -> str:
-    return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+def at(minutes_ago: float) -> str:
+    """A creation time `minutes_ago` before yesterday's 14:00 UTC: one local day in New York for
+    every minute these tests use, whenever they run."""
+    anchor = datetime.now(UTC).replace(hour=14, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    return (anchor - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def log(h: Harness, message_id: str, minutes_ago: int, text: str) -> pb.LogOutcome:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from service.outbound import MAX_CONNECTIONS_PER_ACCOUNT, http_client
+from service.outbound import ACCOUNT_EXTENSION, MAX_CONNECTIONS_PER_ACCOUNT, http_client
 
 # More than the whole pool: before the fix these took every connection.
 SLOW_CALLS = 210
@@ -108,3 +108,25 @@ async def test_waiting_past_the_timeout_for_an_accounts_connection_is_a_connect_
         for call in held:
             call.cancel()
         await asyncio.gather(*held, return_exceptions=True)
+
+
+async def test_accounts_sharing_one_host_are_limited_apart_by_their_verified_account(crm: SlowCrm) -> None:
+    # HubSpot, Sheets, Zoho...: every customer on one host; the adapter base names the verified account.
+    host = f"http://127.0.0.1:{crm.port}"
+    async with http_client([("http", "127.0.0.1", crm.port)]) as client:
+        slow_calls = [
+            asyncio.create_task(
+                client.get(f"{host}/slow", timeout=20, extensions={ACCOUNT_EXTENSION: "portal-1"})
+            )
+            for _ in range(SLOW_CALLS)
+        ]
+        await crm.holds(MAX_CONNECTIONS_PER_ACCOUNT)
+
+        other = await client.get(f"{host}/fast", timeout=2, extensions={ACCOUNT_EXTENSION: "portal-2"})
+        held_at_once = crm.holding
+
+        crm.release.set()
+        await asyncio.gather(*slow_calls)
+
+    assert other.status_code == 200
+    assert held_at_once == MAX_CONNECTIONS_PER_ACCOUNT
