@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse
+from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse, Refusal
 
 # What POST and PATCH /api/v2/activities take: AddActivityRequest in the SDK
 # (src/versions/v2/models/add-activity-request.ts). v2 validates input strictly (the v2 migration
@@ -78,6 +78,36 @@ def _v2_error(status: int, message: str, code: str = "ERR_BAD_REQUEST") -> FakeR
 class FakePipedrive(FakeCrm):
     name = "pipedrive"
     identity_route = r"/api/v1/users/me"
+    documented_refusals = (
+        Refusal(
+            "POST",
+            "/api/v2/activities",
+            {"subject": "SMS", "person_id": 42},
+            400,
+            ("error",),
+            source="the live v2 API as quoted in Pipedrive's developer community thread 'API v1 to v2 "
+            "upgrade: POST activities HTTP 400 responses'; the v1-to-v2 migration guide",
+        ),
+        Refusal(
+            "POST",
+            "/api/v2/activities",
+            {"subject": "SMS", "participants": [{"person_id": "42", "primary": True}]},
+            400,
+            ("error",),
+            source="pipedrive/client-nodejs "
+            "src/versions/v2/models/add-activity-request-participants-inner.ts (person_id is a number); "
+            "v2 validates input types strictly (v1-to-v2 migration guide)",
+        ),
+        Refusal(
+            "POST",
+            "/api/v2/activities",
+            {"subject": "SMS", "contact_id": 42},
+            400,
+            ("error",),
+            source="pipedrive/client-nodejs src/versions/v2/models/add-activity-request.ts (no contact_id); "
+            "v2 refuses unknown fields (v1-to-v2 migration guide)",
+        ),
+    )
 
     def __init__(
         self, *, token: str = "pd-token", sms_type_active: bool = True, burst_limit: int = 80
