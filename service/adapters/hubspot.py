@@ -15,12 +15,13 @@
   ?idProperty=userId (codegen/crm/owners/apis/OwnersApi.ts getById), once an hour per account and
   user; a user who is no owner (404), or a token without the owners scope (403), leaves the
   communication without one.
-- hs_timestamp is the first message's time.
+- hs_timestamp is the earliest message's time, sent again by every append, so a message older than
+  the first to arrive (a newest-first backfill) moves the communication back on the timeline.
 - additional_submission: "deals" (a deal id) also associates the communication with that deal.
 - CRM calls: create is one POST /crm/v3/objects/communications with the associations inline (plus
   the owner lookup, cached); an append is GET /crm/v3/objects/communications/{id}
   ?properties=hs_communication_body (a person's edit of the body is found and kept) then one PATCH
-  replacing hs_communication_body.
+  of hs_communication_body and hs_timestamp.
 - A create that got no clear answer is looked for before creating again: POST
   /crm/v3/objects/communications/search (codegen/crm/objects/communications/apis/SearchApi.ts) for
   the contact's communications created since the create was sent, matching the digest reference in
@@ -97,7 +98,7 @@ class HubspotAdapter(HttpCrmAdapter):
             "hs_communication_channel_type": "SMS",
             "hs_communication_logged_from": "CRM",
             _BODY: record.body,
-            "hs_timestamp": record.first_time.isoformat().replace("+00:00", "Z"),
+            "hs_timestamp": _timestamp(record),
         }
         if owner := await self._owner_id(call):
             properties["hubspot_owner_id"] = owner
@@ -161,7 +162,7 @@ class HubspotAdapter(HttpCrmAdapter):
             call,
             "PATCH",
             _communication_path(log_id),
-            json={"properties": {_BODY: record.body}},
+            json={"properties": {_BODY: record.body, "hs_timestamp": _timestamp(record)}},
             operation="update_communication",
         )
         return Written(log_id)
@@ -210,6 +211,11 @@ class HubspotAdapter(HttpCrmAdapter):
             }
             for target, type_id in targets
         ]
+
+
+def _timestamp(record: RenderedRecord) -> str:
+    """Where the communication sits on the timeline: the earliest message's time."""
+    return record.first_time.isoformat().replace("+00:00", "Z")
 
 
 def _communication_path(log_id: str) -> str:

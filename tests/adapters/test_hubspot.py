@@ -79,7 +79,7 @@ async def test_a_user_who_is_no_owner_or_has_no_numeric_id_sets_no_owner(
     assert "hubspot_owner_id" not in second.body["properties"]
 
 
-async def test_append_reads_the_body_then_patches_only_the_body(make_harness: Callable[..., Any]) -> None:
+async def test_append_reads_the_body_then_patches_the_body_and_time(make_harness: Callable[..., Any]) -> None:
     async with make_harness(FakeHubspot(), AUTH) as crm:
         first = await crm.add(hubspot_request("m1"))
         before = len(crm.fake.requests)
@@ -90,8 +90,19 @@ async def test_append_reads_the_body_then_patches_only_the_body(make_harness: Ca
     assert read.query == {"properties": "hs_communication_body"}
     assert (patch.method, patch.path) == ("PATCH", f"{COMMUNICATIONS}/{first.log_id}")
     assert set(patch.body) == {"properties"}
-    assert set(patch.body["properties"]) == {"hs_communication_body"}
+    assert set(patch.body["properties"]) == {"hs_communication_body", "hs_timestamp"}
     assert "Conversation (2 messages)" in patch.body["properties"]["hs_communication_body"]
+
+
+async def test_an_earlier_message_arriving_later_moves_the_timestamp_back(
+    make_harness: Callable[..., Any],
+) -> None:
+    async with make_harness(FakeHubspot(), AUTH) as crm:
+        created = await crm.add(hubspot_request("m2", "16:30"))
+        await crm.add(hubspot_request("m1", "15:10"))
+
+        properties = crm.fake.communications[created.log_id]["properties"]
+    assert properties["hs_timestamp"] == f"{DAY}T15:10:00Z"
 
 
 async def test_a_lost_create_is_found_by_search_not_made_twice(make_harness: Callable[..., Any]) -> None:
