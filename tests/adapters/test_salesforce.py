@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 import pytest
 
+from tests.adapters.lost_create import SETTLE_SECONDS, lose_create_then_retry
 from tests.fakes.base import FakeRequest, Fault
 from tests.fakes.salesforce import FakeSalesforce
 from tests.helpers import add_request, sms
@@ -98,17 +98,11 @@ async def test_a_persons_lines_in_the_description_stay_above_the_next_message(
 async def test_a_lost_create_is_found_by_a_soql_query_of_the_contacts_recent_tasks(
     make_harness: Callable[..., Any],
 ) -> None:
-    async with make_harness(FakeSalesforce(), AUTH, MESSAGELOG_CREATE_SETTLE_SECONDS="0.2") as crm:
-        crm.fake.inject(Fault(drop_connection=True, method="POST", path_pattern=TASKS, after_effect=True))
-        await crm.add_error(sf_request("m1"))
+    async with make_harness(
+        FakeSalesforce(), AUTH, MESSAGELOG_CREATE_SETTLE_SECONDS=str(SETTLE_SECONDS)
+    ) as crm:
+        response = await lose_create_then_retry(crm, sf_request("m1"), "POST", TASKS)
         (made,) = crm.fake.record_ids()
-        for _ in range(20):
-            try:
-                response = await crm.add(sf_request("m1"))
-                break
-            except grpc.aio.AioRpcError:
-                await asyncio.sleep(0.2)
-
         (query,) = crm.fake.calls("GET", r"/query$")
     assert response.log_id == made and crm.fake.record_ids() == [made]
     soql = query.query["q"]
