@@ -169,3 +169,16 @@ async def test_the_fakes_own_rate_limit_is_reported_as_rate_limited(make_harness
 
     assert status.reason == "CRM_RATE_LIMITED"
     assert status.error_info is not None and status.error_info.metadata["crm_http_status"] == "429"
+
+
+async def test_a_note_read_back_bare_as_the_docs_show_it_is_read_like_one_under_data(crm: Harness) -> None:
+    first = await crm.add(request(sms("m1", "2026-11-20T15:00:00Z", "one")))
+    edited = crm.fake.record_body(first.log_id) + "<p>Called back</p>"
+    # _entity.md shows a single entity's GET answered without the "data" wrapper.
+    bare = {"id": int(first.log_id), "comments": edited}
+    crm.fake.inject(Fault(status=200, body=bare, method="GET", path_pattern="/entity/Note/"))
+
+    await crm.add(request(sms("m2", "2026-11-20T15:05:00Z", "two")))
+
+    body = crm.fake.record_body(first.log_id)
+    assert body.index("Called back") < body.index("two")
