@@ -7,10 +7,12 @@
   Trailhead playgrounds (trailblaze) ("Call Salesforce URLs Within a Package", Salesforce
   packaging guide; the full host list is in Salesforce Help's "My Domain URL Formats", which we
   could not read: unverified beyond these names). user.hostname is not used.
-- Identity: GET /services/oauth2/userinfo (OpenID Connect UserInfo, "Query for User Information",
-  Salesforce Help) names the token's org in organization_id and the user in name; the org id
-  keys everything kept for the account. That the endpoint answers at the My Domain host as at
-  login.salesforce.com is unverified.
+- Identity: GET /services/oauth2/userinfo (OpenID Connect UserInfo: "Query for User Information",
+  Salesforce Help, which documents it "for the current user" of the token) names the token's org in
+  organization_id and the user in name; the org id keys everything kept for the account. The field
+  names are from a sample reply in third-party client code (Salesforce's own sample was not
+  readable), and that the endpoint answers at the My Domain host as at login.salesforce.com is
+  unverified.
 - Auth: crm-authorization is sent as the Authorization header ("Bearer <access token>").
 - Task fields: Subject, Description (the plain-text digest), WhoId = contact.id (a Contact or Lead
   id), ActivityDate (the digest's local day), Status "Completed", TaskSubtype "Task" (an SMS is not

@@ -65,11 +65,11 @@ class FakeSalesforce(FakeCrm):
         Refusal(
             "POST",
             "/services/data/v62.0/sobjects/Task",
-            {"Subject": "x", "WhoId": "003Ak00000AbCdEIAV", "Status": "Done"},
+            {"Subject": "x", "WhoId": "003Ak00000AbCdEIAV", "Description": "x" * 32_001},
             400,
             (0, "message"),
-            source="Task.Status is a restricted picklist (Task, Object Reference for Salesforce and "
-            "Lightning Platform): a value off the list is INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            source="Task.Description holds at most 32,000 characters (Task, Object Reference for the "
+            "Salesforce Platform; research/crm-api-audit.md, verified): STRING_TOO_LONG",
         ),
         Refusal(
             "POST",
@@ -220,7 +220,7 @@ class FakeSalesforce(FakeCrm):
 
     def _userinfo(self, request: FakeRequest) -> FakeResponse:
         # GET /services/oauth2/userinfo: the user and org of the token ("Query for User
-        # Information", Salesforce Help; field names as in its sample reply).
+        # Information", Salesforce Help; the field names are unverified, see the adapter).
         return FakeResponse(
             200,
             {
