@@ -461,8 +461,7 @@ class HttpCrmAdapter(ABC):
         adapter says otherwise); no reply at all (a timeout, a dropped connection) only for reads,
         because an unanswered write may still be applied after a newer one.
         Retries back off exponentially with jitter and stop where the caller's deadline would
-        be missed. A failure after which a non-repeatable request may have taken effect is
-        raised with `ambiguous` set.
+        be missed.
         """
         if repeatable is None:
             repeatable = method != "POST"
@@ -473,7 +472,6 @@ class HttpCrmAdapter(ABC):
             except CrmError as exc:
                 delay = self._retry_delay(exc, attempt, repeatable, method in ("GET", "HEAD"), call)
                 if delay is None:
-                    exc.ambiguous = exc.maybe_applied and not repeatable
                     raise
             attempt += 1
             stats = crm_call_stats.get()
@@ -526,6 +524,8 @@ class HttpCrmAdapter(ABC):
         timeout = self._timeout(call)
         headers = self._call_headers(call)
         stats = crm_call_stats.get()
+        # Only an unanswered write can still change the record later; an unanswered read holds nothing.
+        writes = method not in ("GET", "HEAD")
         started = time.perf_counter()
         status = 0
         try:
@@ -547,12 +547,12 @@ class HttpCrmAdapter(ABC):
             ) from None
         except httpx.TimeoutException:
             raise CrmTimeout(
-                f"{self.name} did not answer {operation} within {timeout:.1f}s", in_flight=True
+                f"{self.name} did not answer {operation} within {timeout:.1f}s", in_flight=writes
             ) from None
         except httpx.HTTPError as exc:
             raise CrmUnavailable(
                 f"{self.name} dropped the connection during {operation} ({type(exc).__name__})",
-                in_flight=True,
+                in_flight=writes,
             ) from None
         finally:
             elapsed = time.perf_counter() - started
