@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse
+from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse, Refusal
 
 _FIELDS = {
     "type",
@@ -37,6 +37,9 @@ _ISO_TIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})"
 # GET /communications.json `order` values (spec; the fake sorts by id only).
 _LIST_ORDERS = {"id(asc)", "id(desc)"}
 _WINDOW_SECONDS = 60
+_SPEC = (
+    "Clio OpenAPI v4 (traviscrawford85/clio_cli clio_client/specs/openapi.json), POST /communications.json"
+)
 
 
 def _error(status: int, kind: str, message: str) -> FakeResponse:
@@ -46,6 +49,35 @@ def _error(status: int, kind: str, message: str) -> FakeResponse:
 class FakeClio(FakeCrm):
     name = "clio"
     identity_route = r"/api/v4/users/who_am_i\.json"
+    documented_refusals = (
+        # Communication `type` is an enum of PhoneCommunication and EmailCommunication (no SMS type).
+        Refusal(
+            "POST",
+            "/api/v4/communications.json",
+            {"data": {"type": "SmsCommunication", "subject": "s", "body": "b"}},
+            422,
+            ("error", "message"),
+            source=f"{_SPEC}: data.type enum",
+        ),
+        # body, subject and type are required.
+        Refusal(
+            "POST",
+            "/api/v4/communications.json",
+            {"data": {"type": "PhoneCommunication", "subject": "s"}},
+            422,
+            ("error", "message"),
+            source=f"{_SPEC}: required [body, subject, type]",
+        ),
+        # A field the Communication schema does not have.
+        Refusal(
+            "POST",
+            "/api/v4/communications.json",
+            {"data": {"type": "PhoneCommunication", "subject": "s", "body": "b", "channel": "sms"}},
+            422,
+            ("error", "message"),
+            source=f"{_SPEC}: data properties",
+        ),
+    )
 
     def __init__(self, *, token: str = "clio-token", limit_per_minute: int = 50) -> None:
         super().__init__()

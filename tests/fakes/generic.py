@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse
+from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse, Refusal
 
 _REQUIRED = {
     "kind",
@@ -27,8 +27,16 @@ _REQUIRED = {
 }
 
 
+_PROTOCOL = "our generic protocol (service/adapters/generic.py docstring; README, generic)"
+
+
 class FakeGeneric(FakeCrm):
     name = "generic"
+    # The protocol is ours: a document is exactly its documented fields.
+    documented_refusals = (
+        Refusal("POST", "/activity", {"kind": "sms", "body": "b"}, 422, ("error",), source=_PROTOCOL),
+        Refusal("POST", "/activity", {"unknown": True}, 422, ("error",), source=_PROTOCOL),
+    )
 
     def __init__(self, *, token: str = "generic-token") -> None:
         super().__init__()

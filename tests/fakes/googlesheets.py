@@ -19,10 +19,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse
+from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse, Refusal
 
 SPREADSHEET_ID = "1AbCdEfGhIjKlMnOp"
 _ROOT = "/v4/spreadsheets"
+_DISCOVERY = "sheets.v4.json (googleapis/google-api-python-client discovery_cache)"
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED"}
 # DeveloperMetadataLookup's fields (sheets.v4.json).
 _LOOKUP_FIELDS = {
@@ -87,6 +88,35 @@ def _rows_range(obj: Any, book: Book) -> tuple[int, int, int]:
 
 class FakeGoogleSheets(FakeCrm):
     name = "googlesheets"
+    documented_refusals = (
+        # ValueInputOption is RAW or USER_ENTERED (INPUT_VALUE_OPTION_UNSPECIFIED "must not be used").
+        Refusal(
+            "POST",
+            f"{_ROOT}/{SPREADSHEET_ID}/values:batchUpdateByDataFilter",
+            {"valueInputOption": "PARSED", "data": []},
+            400,
+            ("error", "message"),
+            source=f"{_DISCOVERY}: BatchUpdateValuesByDataFilterRequest.valueInputOption enum",
+        ),
+        # A Request names one of the documented request kinds; proto JSON refuses unknown names.
+        Refusal(
+            "POST",
+            f"{_ROOT}/{SPREADSHEET_ID}:batchUpdate",
+            {"requests": [{"insertRow": {"sheetId": 7}}]},
+            400,
+            ("error", "message"),
+            source=f"{_DISCOVERY}: Request schema (insertDimension, not insertRow)",
+        ),
+        # ValueRenderOption is FORMATTED_VALUE, UNFORMATTED_VALUE or FORMULA.
+        Refusal(
+            "POST",
+            f"{_ROOT}/{SPREADSHEET_ID}/values:batchGetByDataFilter",
+            {"dataFilters": [], "valueRenderOption": "RAW"},
+            400,
+            ("error", "message"),
+            source=f"{_DISCOVERY}: BatchGetValuesByDataFilterRequest.valueRenderOption enum",
+        ),
+    )
 
     def __init__(
         self, *, token: str = "gs-token", with_sheet: bool = True, writes_per_minute: int = 60

@@ -18,7 +18,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse
+from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse, Refusal
 
 # The v3.1 APIEvent model's fields (sterner-stuff/insightly-php docs/Model/APIEvent.md) plus the
 # LINKS sub-collection v3.1 takes inline; DATE_CREATED_UTC and DATE_UPDATED_UTC are Insightly's
@@ -53,6 +53,41 @@ def _error(status: int, message: str) -> FakeResponse:
 class FakeInsightly(FakeCrm):
     name = "insightly"
     identity_route = r"/v3\.1/Instance"
+    # The status (400) and the {"Message"} body are unverified; that these are refused is documented.
+    documented_refusals = (
+        # START_DATE_UTC and END_DATE_UTC are the v3.1 APIEvent model's required fields.
+        Refusal(
+            "POST",
+            "/v3.1/Events",
+            {"TITLE": "t", "DETAILS": "d"},
+            400,
+            ("Message",),
+            source="Insightly v3.1 swagger (sterner-stuff/insightly-php APIEvent.md): required dates",
+        ),
+        # A date that is not a date ("insert invalid data in a field", v3.x EventsApi addEntity).
+        Refusal(
+            "POST",
+            "/v3.1/Events",
+            {"TITLE": "t", "START_DATE_UTC": "tomorrow", "END_DATE_UTC": "2026-01-01 10:00:00"},
+            400,
+            ("Message",),
+            source="Insightly v3.1 swagger: START_DATE_UTC is a DateTime",
+        ),
+        # A link to a record that does not exist (EventsApi addEntity: "reference ... that does not exist").
+        Refusal(
+            "POST",
+            "/v3.1/Events",
+            {
+                "TITLE": "t",
+                "START_DATE_UTC": "2026-01-01 10:00:00",
+                "END_DATE_UTC": "2026-01-01 10:00:00",
+                "LINKS": [{"LINK_OBJECT_NAME": "Contact", "LINK_OBJECT_ID": 999999}],
+            },
+            400,
+            ("Message",),
+            source="Insightly v3.x swagger, EventsApi addEntity: invalid references are refused",
+        ),
+    )
 
     def __init__(self, *, api_key: str = "insightly-key") -> None:
         super().__init__()
