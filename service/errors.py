@@ -10,6 +10,7 @@ MessageLogError                       base: grpc_code, reason, retryable
 ├── RequestTooLarge                   RESOURCE_EXHAUSTED   REQUEST_TOO_LARGE
 ├── CallerOverloaded                  RESOURCE_EXHAUSTED   CALLER_CONCURRENCY_LIMIT
 ├── AccountOverloaded                 RESOURCE_EXHAUSTED   ACCOUNT_CONCURRENCY_LIMIT
+├── HealthWatchesExhausted            RESOURCE_EXHAUSTED   HEALTH_WATCH_LIMIT
 ├── CrmNotConfigured                  FAILED_PRECONDITION  CRM_NOT_CONFIGURED
 ├── LogNotFound                       NOT_FOUND            LOG_NOT_FOUND
 ├── DigestBusy                        UNAVAILABLE          DIGEST_BUSY
@@ -117,6 +118,14 @@ class AccountOverloaded(MessageLogError):
 
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "ACCOUNT_CONCURRENCY_LIMIT"
+    retryable = True
+
+
+class HealthWatchesExhausted(MessageLogError):
+    """As many Health Watch streams are open as the service allows (MESSAGELOG_MAX_HEALTH_WATCHES)."""
+
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "HEALTH_WATCH_LIMIT"
     retryable = True
 
 
