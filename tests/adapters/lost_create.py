@@ -1,38 +1,33 @@
-"""A create the CRM applied but whose reply was lost, as the per-CRM tests stage it."""
+"""A create the CRM applies but whose answer is lost, then the caller's retry: for the per-CRM tests
+of what an adapter sends to find that record (the contract suite checks the outcome for all)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import grpc
+from messagelog.v1 import message_log_service_pb2 as service_pb
 
 from tests.conftest import Harness
-from tests.fakes.base import FakeCrm, Fault
+from tests.fakes.base import Fault
 
-# How long the service waits for an unanswered create to settle before it looks for its record.
-SETTLE_SECONDS = 0.3
-
-
-def harness_that_settles(make_harness: Callable[..., Any], fake: FakeCrm, auth: str) -> Any:
-    """A harness whose unanswered creates settle quickly, with one attempt per request."""
-    harness: AbstractAsyncContextManager[Harness] = make_harness(
-        fake,
-        auth,
-        MESSAGELOG_CREATE_SETTLE_SECONDS=str(SETTLE_SECONDS),
-        MESSAGELOG_CRM_MAX_ATTEMPTS="1",
-    )
-    return harness
+# The harness of these tests runs with MESSAGELOG_CREATE_SETTLE_SECONDS=SETTLE_SECONDS.
+SETTLE_SECONDS = 0.2
 
 
-async def lose_create_reply(crm: Harness, request: Any, create_path: str) -> None:
-    """Sends `request`, whose create the CRM applies and answers with a 500, then waits for it
-    to settle: the service cannot know whether the record was made."""
-    crm.fake.inject(
-        Fault(status=500, body={"error": "lost"}, method="POST", path_pattern=create_path, after_effect=True)
-    )
-    status = await crm.add_error(request)
-    assert status.code == grpc.StatusCode.UNAVAILABLE
-    await asyncio.sleep(SETTLE_SECONDS)
+async def lose_create_then_retry(
+    crm: Harness, request: service_pb.AddMessageLogRequest, method: str, path_pattern: str
+) -> Any:
+    """Sends `request` while the CRM applies its create and drops the answer, then retries it
+    until the lost write has settled; returns the retry's answer."""
+    crm.fake.inject(Fault(drop_connection=True, method=method, path_pattern=path_pattern, after_effect=True))
+    await crm.add_error(request)
+    for _ in range(20):
+        try:
+            return await crm.add(request)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            await asyncio.sleep(SETTLE_SECONDS)
+    raise AssertionError("the digest was still held after 20 settle windows")

@@ -13,7 +13,7 @@ from messagelog.v1 import message_log_pb2 as pb
 from structlog.testing import capture_logs
 
 from tests.adapters.direct import account_key
-from tests.adapters.lost_create import SETTLE_SECONDS, harness_that_settles, lose_create_reply
+from tests.adapters.lost_create import SETTLE_SECONDS, lose_create_then_retry
 from tests.conftest import Harness
 from tests.fakes.base import FakeRequest, Fault
 from tests.fakes.clio import FakeClio
@@ -269,16 +269,13 @@ async def test_the_account_is_the_firm_who_am_i_names() -> None:
 async def test_a_lost_create_is_found_among_the_contacts_new_communications(
     make_harness: Callable[..., Any],
 ) -> None:
-    async with harness_that_settles(make_harness, FakeClio(), AUTH) as clio:
-        await lose_create_reply(
-            clio, request(sms("m1", text="first words"), user_name="Al"), r"communications\.json$"
-        )
+    async with make_harness(FakeClio(), AUTH, MESSAGELOG_CREATE_SETTLE_SECONDS=str(SETTLE_SECONDS)) as clio:
+        lost = request(sms("m1", text="first words"), user_name="Al")
+        retry = await lose_create_then_retry(clio, lost, "POST", r"communications\.json$")
         (log_id,) = clio.fake.record_ids()
-        before = len(clio.fake.requests)
 
-        retry = await clio.add(request(sms("m1", text="first words"), user_name="Al"))
-
-    find, written = sent_since(clio, before)
+    create, find, written = clio.fake.requests
+    assert create.method == "POST"
     assert (find.method, find.path) == ("GET", "/api/v4/communications.json")
     created_since = find.query.pop("created_since")
     assert find.query == {"contact_id": "42", "fields": "id,etag,body", "order": "id(desc)", "limit": "200"}
@@ -291,7 +288,7 @@ async def test_a_lost_create_is_found_among_the_contacts_new_communications(
 async def test_a_create_that_never_landed_is_made_once_the_search_finds_nothing(
     make_harness: Callable[..., Any],
 ) -> None:
-    async with harness_that_settles(make_harness, FakeClio(), AUTH) as clio:
+    async with make_harness(FakeClio(), AUTH, MESSAGELOG_CREATE_SETTLE_SECONDS=str(SETTLE_SECONDS)) as clio:
         clio.fake.inject(Fault(status=500, body={"error": "lost"}, method="POST"))
         await clio.add_error(request(sms("m1"), user_name="Al"))
         await asyncio.sleep(SETTLE_SECONDS)

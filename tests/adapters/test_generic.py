@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from messagelog.v1 import message_log_pb2 as pb
 
-from tests.adapters.lost_create import harness_that_settles, lose_create_reply
+from tests.adapters.lost_create import SETTLE_SECONDS, lose_create_then_retry
 from tests.conftest import Harness
 from tests.fakes.generic import FakeGeneric
 from tests.helpers import add_request, sms
@@ -63,14 +63,13 @@ async def test_a_persons_edit_of_the_body_is_kept(generic: Harness) -> None:
 
 
 async def test_a_lost_create_is_found_by_its_ref(make_harness: Callable[..., Any]) -> None:
-    async with harness_that_settles(make_harness, FakeGeneric(), AUTH) as crm:
-        await lose_create_reply(crm, request(sms("m1", text="first words")), r"^/activity$")
+    async with make_harness(FakeGeneric(), AUTH, MESSAGELOG_CREATE_SETTLE_SECONDS=str(SETTLE_SECONDS)) as crm:
+        retry = await lose_create_then_retry(
+            crm, request(sms("m1", text="first words")), "POST", r"^/activity$"
+        )
         (log_id,) = crm.fake.record_ids()
-        before = len(crm.fake.requests)
 
-        retry = await crm.add(request(sms("m1", text="first words")))
-
-    find, written = crm.fake.requests[before:]
+    _, find, written = crm.fake.requests
     assert (find.method, find.path, find.query) == ("GET", "/activity", {"ref": activity(crm, log_id)["ref"]})
     assert (written.method, written.path) == ("PUT", f"/activity/{log_id}")
     assert retry.log_id == log_id and crm.fake.record_ids() == [log_id]

@@ -11,7 +11,7 @@ import pytest
 from messagelog.v1 import message_log_pb2 as pb
 
 from service.adapters.googlesheets import CELL_LIMIT, HEADER
-from tests.adapters.lost_create import harness_that_settles, lose_create_reply
+from tests.adapters.lost_create import SETTLE_SECONDS, lose_create_then_retry
 from tests.conftest import Harness
 from tests.fakes.googlesheets import SPREADSHEET_ID, FakeGoogleSheets, Row
 from tests.helpers import CONTACT_PHONE, add_request, sms
@@ -94,14 +94,13 @@ async def test_a_persons_edit_of_the_log_cell_is_kept_and_later_messages_follow_
 async def test_the_tag_carries_the_reference_and_a_lost_create_is_found_by_it(
     make_harness: Callable[..., Any],
 ) -> None:
-    async with harness_that_settles(make_harness, FakeGoogleSheets(), AUTH) as crm:
-        await lose_create_reply(crm, request(sms("m1", text="first words")), rf"^{ROOT}:batchUpdate$")
+    settle = str(SETTLE_SECONDS)
+    async with make_harness(FakeGoogleSheets(), AUTH, MESSAGELOG_CREATE_SETTLE_SECONDS=settle) as crm:
+        lost = request(sms("m1", text="first words"))
+        retry = await lose_create_then_retry(crm, lost, "POST", rf"^{ROOT}:batchUpdate$")
         (log_id,) = crm.fake.record_ids()
-        before = len(crm.fake.requests)
 
-        retry = await crm.add(request(sms("m1", text="first words")))
-
-    search, written = crm.fake.requests[before:]
+    _, _, search, written = crm.fake.requests  # the sheet's lookup, the lost create, then these
     tag = sheet(crm).book.metadata[int(log_id)]
     assert (
         tag.value is not None and tag.value.startswith("(ref ") and tag.value in crm.fake.record_body(log_id)

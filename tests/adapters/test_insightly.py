@@ -11,7 +11,7 @@ import pytest
 from messagelog.v1 import message_log_pb2 as pb
 
 from tests.adapters.direct import account_key
-from tests.adapters.lost_create import harness_that_settles, lose_create_reply
+from tests.adapters.lost_create import SETTLE_SECONDS, lose_create_then_retry
 from tests.conftest import Harness
 from tests.fakes.insightly import FakeInsightly
 from tests.helpers import add_request, sms
@@ -125,14 +125,13 @@ async def test_a_persons_edit_of_the_details_is_kept_and_later_messages_follow_i
 async def test_a_lost_create_is_found_among_the_events_updated_since(
     make_harness: Callable[..., Any],
 ) -> None:
-    async with harness_that_settles(make_harness, FakeInsightly(), AUTH) as crm:
-        await lose_create_reply(crm, request(sms("m1", text="first words")), r"^/v3\.1/Events$")
+    settle = str(SETTLE_SECONDS)
+    async with make_harness(FakeInsightly(), AUTH, MESSAGELOG_CREATE_SETTLE_SECONDS=settle) as crm:
+        lost = request(sms("m1", text="first words"))
+        retry = await lose_create_then_retry(crm, lost, "POST", r"^/v3\.1/Events$")
         (log_id,) = crm.fake.record_ids()
-        before = len(crm.fake.requests)
 
-        retry = await crm.add(request(sms("m1", text="first words")))
-
-    search, written = crm.fake.requests[before:]
+    _, search, written = crm.fake.requests
     assert (search.method, search.path) == ("GET", "/v3.1/Events/Search")
     since = search.query.pop("updated_after_utc")
     assert search.query == {"brief": "true", "top": "500"}

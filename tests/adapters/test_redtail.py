@@ -13,7 +13,7 @@ import grpc
 import pytest
 from messagelog.v1 import message_log_pb2 as pb
 
-from tests.adapters.lost_create import harness_that_settles, lose_create_reply
+from tests.adapters.lost_create import SETTLE_SECONDS, lose_create_then_retry
 from tests.conftest import Harness
 from tests.fakes.redtail import FakeRedtail
 from tests.helpers import add_request, sms
@@ -116,10 +116,10 @@ async def test_a_persons_edit_of_the_description_is_kept(redtail: Harness) -> No
 
 async def test_a_lost_create_is_made_again_a_documented_limit(make_harness: Callable[..., Any]) -> None:
     # No way to list or search Redtail activities is documented, so the record is duplicated.
-    async with harness_that_settles(make_harness, FakeRedtail(), AUTH) as crm:
-        await lose_create_reply(crm, request(sms("m1", text="first words")), r"activities$")
-
-        retry = await crm.add(request(sms("m1", text="first words")))
+    settle = str(SETTLE_SECONDS)
+    async with make_harness(FakeRedtail(), AUTH, MESSAGELOG_CREATE_SETTLE_SECONDS=settle) as crm:
+        lost = request(sms("m1", text="first words"))
+        retry = await lose_create_then_retry(crm, lost, "POST", r"activities$")
 
     assert len(crm.fake.record_ids()) == 2
     assert retry.log_id == crm.fake.record_ids()[-1]
