@@ -38,7 +38,6 @@
 from __future__ import annotations
 
 import re
-from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,8 +61,6 @@ _PHONE_CALLS = "/record/v1/phonecall"
 _APP_HOST = re.compile(r"([a-z0-9]+(?:-[a-z0-9]+)?)\.app\.netsuite\.com")
 # How many of the contact's newest phone calls a lost create is looked for among.
 _FIND_LIMIT = 50
-# Set while a SuiteQL query is sent: its request carries Prefer: transient.
-_querying: ContextVar[bool] = ContextVar("netsuite_querying", default=False)
 
 
 class NetSuiteAdapter(HttpCrmAdapter):
@@ -86,12 +83,6 @@ class NetSuiteAdapter(HttpCrmAdapter):
     def account_in(self, call: CrmCall, reply: Any) -> str:
         label = (urlsplit(self.account_url(call)).hostname or "").split(".", 1)[0]
         return label.upper().replace("-", "_")
-
-    def auth_headers(self, call: CrmCall) -> dict[str, str]:
-        headers = super().auth_headers(call)
-        if _querying.get():
-            headers["Prefer"] = "transient"
-        return headers
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
@@ -134,19 +125,16 @@ class NetSuiteAdapter(HttpCrmAdapter):
             f"SELECT id, message FROM phonecall WHERE contact = {contact}"  # noqa: S608 (digits)
             f" AND createddate >= TO_DATE('{day}', 'YYYY-MM-DD') ORDER BY id DESC"
         )
-        token = _querying.set(True)
-        try:
-            body = await self.request(
-                call,
-                "POST",
-                "/query/v1/suiteql",
-                json={"q": query},
-                params={"limit": str(_FIND_LIMIT)},
-                operation="find_phonecall",
-                repeatable=True,
-            )
-        finally:
-            _querying.reset(token)
+        body = await self.request(
+            call,
+            "POST",
+            "/query/v1/suiteql",
+            json={"q": query},
+            params={"limit": str(_FIND_LIMIT)},
+            operation="find_phonecall",
+            repeatable=True,
+            headers={"Prefer": "transient"},
+        )
         items = field_at(body, "items")
         for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and marker in str(item.get("message") or ""):
