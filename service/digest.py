@@ -23,8 +23,11 @@ import asyncio
 import secrets
 import time
 import weakref
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar
 
 import structlog
 
@@ -43,6 +46,8 @@ from service.render import DigestView, RenderedRecord, fingerprint, ref_marker, 
 from service.store import ClaimedMessage, Leased, MessageState, Store, StoredDigest
 
 log = structlog.get_logger("messagelog.digest")
+
+T = TypeVar("T")
 
 _POLL_FIRST_SECONDS = 0.02
 _POLL_MAX_SECONDS = 0.25
@@ -66,11 +71,8 @@ class DigestLogger:
                 retry_after=RETRY_AFTER_SECONDS,
             ),
         )
-        self._lease_ms = int(lease_seconds * 1000)
+        self._turns = DigestTurns(store, lease_ms=int(lease_seconds * 1000))
         self._settle_seconds = create_settle_seconds
-        # Keyed by a digest's thread and day (AddMessageLog) or its id (UpdateMessageLog).
-        self._local_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._background: set[asyncio.Task[LogResult]] = set()
 
     async def log(self, request: LogRequest, adapter: HttpCrmAdapter, *, deadline: float) -> LogResult:
         """Logs request's message; deadline is a time.monotonic() value."""
@@ -78,146 +80,21 @@ class DigestLogger:
         adapter.validate(call)
         request = replace(request, account=adapter.account_key(call))
         with self._account_calls.hold(f"{request.crm}\x1f{request.account}"):
-            return await self._log(request, adapter, deadline)
-
-    async def _log(self, request: LogRequest, adapter: HttpCrmAdapter, deadline: float) -> LogResult:
-        owner = secrets.token_hex(16)
-        if not request.log_id:
-            lock = self._local_lock(f"{request.scope}\x1f{request.thread_key}\x1f{request.local_date}")
-            if not lock.locked():
-                # Nobody in this process writes the digest: claim and lease it in one transaction.
-                await lock.acquire()
-                return await self._log_holding_lock(request, adapter, lock, owner, deadline)
-        claimed = await self._claim(request, owner)
-        if claimed.state is MessageState.LOGGED:
-            return _finished(claimed)
-        if request.log_id:
-            lock = self._local_lock(f"digest {claimed.digest_id}")
-        try:
-            leased = await self._take_turn(lock, request, claimed.digest_id, owner, deadline)
-        except BaseException:
-            await asyncio.shield(self._store.withdraw(request.scope, request.entry.message_id, owner))
-            raise
-        return await self._write_in_background(
-            request, adapter, _Turn(claimed.digest_id, owner, lock), leased, deadline
-        )
-
-    async def _log_holding_lock(
-        self, request: LogRequest, adapter: HttpCrmAdapter, lock: asyncio.Lock, owner: str, deadline: float
-    ) -> LogResult:
-        try:
-            claimed, leased = await self._store.claim_and_lease(request, owner, self._lease_ms)
-            if claimed.state is MessageState.LOGGED:
-                lock.release()
-                return _finished(claimed)
-            if leased is None:
-                try:
-                    # Another process writes the digest: wait for its lease like any later call.
-                    leased = await self._lease(request, claimed.digest_id, owner, deadline)
-                except BaseException:
-                    await asyncio.shield(self._store.withdraw(request.scope, request.entry.message_id, owner))
-                    raise
-        except BaseException:
-            lock.release()
-            raise
-        return await self._write_in_background(
-            request, adapter, _Turn(claimed.digest_id, owner, lock), leased, deadline
-        )
-
-    async def _write_in_background(
-        self, request: LogRequest, adapter: HttpCrmAdapter, turn: _Turn, leased: Leased, deadline: float
-    ) -> LogResult:
-        # From here the lease is ours and only the task releases it, after the CRM write and its
-        # recording are complete, even if the caller goes away meanwhile.
-        task = asyncio.create_task(self._write_holding_lease(request, adapter, turn, leased, deadline))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return await asyncio.shield(task)
+            # 1-2. File the message, then wait for the digest (this process's lock, then the lease).
+            async with self._turns.take(request, deadline) as turn:
+                if turn.message.state is MessageState.LOGGED:
+                    return _finished(turn.message)
+                # 3-4. Write the record and record the write, to the end even if the caller goes away.
+                return await turn.run(lambda: self._write(request, adapter, turn, deadline))
 
     async def drain(self) -> None:
         """Waits for writes whose callers went away, so a graceful stop records every CRM write."""
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-
-    async def _claim(self, request: LogRequest, owner: str) -> ClaimedMessage:
-        if request.log_id:
-            return await self._store.claim_in_log(request, owner)
-        return await self._store.claim(request, owner)
-
-    def _local_lock(self, key: str) -> asyncio.Lock:
-        lock = self._local_locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._local_locks[key] = lock
-        return lock
-
-    async def _take_turn(
-        self, lock: asyncio.Lock, request: LogRequest, digest_id: int, owner: str, deadline: float
-    ) -> Leased:
-        """Waits for this process's earlier calls on the digest, then for other processes' lease;
-        returns what the lease holder reads (in the lease's own transaction)."""
-        try:
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                await lock.acquire()
-        except TimeoutError:
-            raise DigestBusy("another call is writing this digest; retry shortly") from None
-        try:
-            return await self._lease(request, digest_id, owner, deadline)
-        except BaseException:
-            lock.release()
-            raise
-
-    async def _lease(self, request: LogRequest, digest_id: int, owner: str, deadline: float) -> Leased:
-        pause = _POLL_FIRST_SECONDS
-        while True:
-            leased = await self._store.lease_and_load(
-                digest_id, owner, self._lease_ms, request.scope, request.entry.message_id
-            )
-            if leased is not None:
-                return leased
-            if deadline - time.monotonic() <= pause:
-                raise DigestBusy("another server is writing this digest; retry shortly")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, _POLL_MAX_SECONDS)
-
-    async def _write_holding_lease(
-        self, request: LogRequest, adapter: HttpCrmAdapter, turn: _Turn, leased: Leased, deadline: float
-    ) -> LogResult:
-        # Most writes end well before a renewal is due; only a slow one starts the renewing task.
-        turn.renewal = asyncio.get_running_loop().call_later(
-            self._lease_ms / 3000, self._start_renewing, turn
-        )
-        try:
-            current, digest = leased.message, leased.digest
-            if current is None:
-                # The call that first handed this message over failed and withdrew it: file it again.
-                current = await self._claim(request, turn.owner)
-            if current.state is MessageState.LOGGED:
-                return _finished(current)
-            if digest is None:
-                digest = await self._store.load(current.digest_id)
-            try:
-                return await self._write(request, adapter, current, digest, turn, deadline)
-            except BaseException:
-                await self._store.withdraw(request.scope, request.entry.message_id, turn.owner)
-                raise
-        finally:
-            await turn.stop_renewing()
-            try:
-                if not turn.released:
-                    await self._store.release_lease(turn.digest_id, turn.owner)
-            finally:
-                turn.lock.release()
+        await self._turns.drain()
 
     async def _write(
-        self,
-        request: LogRequest,
-        adapter: HttpCrmAdapter,
-        message: ClaimedMessage,
-        digest: StoredDigest,
-        turn: _Turn,
-        deadline: float,
+        self, request: LogRequest, adapter: HttpCrmAdapter, turn: DigestTurn, deadline: float
     ) -> LogResult:
+        digest = turn.digest
         call = _crm_call(request, deadline)
         unsettled = (digest.settle_until_ms or 0) / 1000 - time.time()
         if unsettled > 0:
@@ -236,21 +113,10 @@ class DigestLogger:
                 # Unanswered: the CRM may apply it late, after a newer write, and undo that one.
                 await self._store.unsettled_until(digest.id, int((time.time() + self._settle_seconds) * 1000))
             raise
-        # The renewer must not take the lease back once the recording below has ended it.
-        await turn.stop_renewing()
-        await self._store.record_written(
-            digest.id,
-            written.log_id,
-            digest.pending_ids,
-            written.via,
-            written.fingerprint,
-            written.version,
-            turn.owner,
-        )
-        turn.released = True
+        await turn.record(written)
         if request.entry.message_id not in digest.pending_ids:
             raise RuntimeError("the message being logged was not pending in its digest")
-        if not message.owned:
+        if not turn.message.owned:
             # An earlier call handed this message over and reports the write, so that exactly
             # one call per message says CREATED or APPENDED.
             return LogResult(written.log_id, Outcome.ALREADY_LOGGED)
@@ -315,15 +181,6 @@ class DigestLogger:
         else:
             written_version = await adapter.update_unless_changed(call, log_id, record, version)
         return _Written(log_id, "append", sent, written_version)
-
-    def _start_renewing(self, turn: _Turn) -> None:
-        turn.renewal = None
-        turn.renewer = asyncio.create_task(self._renew(turn.digest_id, turn.owner))
-
-    async def _renew(self, digest_id: int, owner: str) -> None:
-        while True:
-            await self._store.try_lease(digest_id, owner, self._lease_ms)
-            await asyncio.sleep(self._lease_ms / 3000)
 
     async def _create(self, writing: _Writing, digest: StoredDigest) -> _Written:
         """Creates the digest's record, unless an earlier create whose result was never recorded
@@ -402,26 +259,234 @@ class _Written:
     version: str | None
 
 
-@dataclass
-class _Turn:
-    """A digest's lease held by one call: its in-process lock, its renewer, and whether it has ended."""
+class DigestTurns:
+    """Hands out turns at digests (DigestTurn): this process's lock per digest, the lease's
+    length, and the tasks that finish writes whose callers went away."""
 
-    digest_id: int
-    owner: str
-    lock: asyncio.Lock
-    renewal: asyncio.TimerHandle | None = None
-    renewer: asyncio.Task[None] | None = None
-    released: bool = False
+    def __init__(self, store: Store, *, lease_ms: int) -> None:
+        self.store = store
+        self.lease_ms = lease_ms
+        # Keyed by a digest's thread and day (AddMessageLog) or its id (UpdateMessageLog).
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._background: set[asyncio.Task[Any]] = set()
 
-    async def stop_renewing(self) -> None:
-        if self.renewal is not None:
-            self.renewal.cancel()
-            self.renewal = None
-        if self.renewer is not None:
-            self.renewer.cancel()
+    def take(self, request: LogRequest, deadline: float) -> DigestTurn:
+        """The turn of the call logging request, to be entered with `async with`."""
+        return DigestTurn(self, request, secrets.token_hex(16), deadline)
+
+    def lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    def in_background(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Runs work to its end whatever happens to the call that started it; drain() waits for it."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def drain(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+class DigestTurn:
+    """One call's turn at its message's digest: everything the call holds, from filing the
+    message to the end of the lease, and its undoing.
+
+    Entering files the message and, unless it is already logged, waits (no longer than the
+    caller's deadline) for this process's lock on the digest, then for the lease row that other
+    processes respect. When no call of this process holds the lock, the message is filed and
+    the lease taken in one transaction. Holding the lease, the turn knows the digest to write.
+    The lease is renewed only if the turn outlasts a third of it (a slow CRM write).
+
+    The turn ends, whatever happened to the caller meanwhile: the renewal stops; if the call
+    failed, the message it filed is withdrawn, so nothing is left pending that no write holds
+    and a retry starts clean; the lease is released (unless recording the write ended it); the
+    lock is released. A write started with run() ends the turn itself, once it has finished.
+    """
+
+    def __init__(self, turns: DigestTurns, request: LogRequest, owner: str, deadline: float) -> None:
+        self._turns = turns
+        self._store = turns.store
+        self._request = request
+        self.owner = owner
+        self._deadline = deadline
+        self._message: ClaimedMessage | None = None
+        self._digest: StoredDigest | None = None
+        self._lock: asyncio.Lock | None = None
+        self._leased_digest_id: int | None = None
+        self._renewal: asyncio.TimerHandle | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        # Whether the call may have filed its message (a claim was sent).
+        self._filing = False
+        self._ending: asyncio.Task[Any] | None = None
+
+    @property
+    def message(self) -> ClaimedMessage:
+        """Where the call's message stands, as the turn last read it."""
+        assert self._message is not None  # read on entering
+        return self._message
+
+    @property
+    def digest(self) -> StoredDigest:
+        """The digest to write, read under the lease; only while the message is pending."""
+        assert self._digest is not None  # read with the lease, for a pending message
+        return self._digest
+
+    async def __aenter__(self) -> DigestTurn:
+        try:
+            await self._begin()
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._ending is None:
+            # No write was started: the turn ends now, even if the caller is cancelled meanwhile.
+            self._ending = self._turns.in_background(self._end(failed=exc_type is not None))
+            await asyncio.shield(self._ending)
+        # Otherwise the write's task ends the turn once the write is over (see run).
+
+    async def run(self, write: Callable[[], Awaitable[LogResult]]) -> LogResult:
+        """Runs write (the CRM write and its recording) in a task of its own that then ends the
+        turn: once a write is sent, it and its recording finish even if the caller goes away."""
+
+        async def write_then_end() -> LogResult:
+            failed = True
+            try:
+                result = await write()
+                failed = False
+            finally:
+                await self._end(failed)
+            return result
+
+        writing = self._turns.in_background(write_then_end())
+        self._ending = writing
+        return await asyncio.shield(writing)
+
+    async def record(self, written: _Written) -> None:
+        """Records the write the CRM took: its messages are logged, and the lease ends with it."""
+        # The renewer must not take the lease back once the recording has ended it.
+        await self._stop_renewing()
+        digest = self.digest
+        await self._store.record_written(
+            digest.id,
+            written.log_id,
+            digest.pending_ids,
+            written.via,
+            written.fingerprint,
+            written.version,
+            self.owner,
+        )
+        self._leased_digest_id = None
+
+    async def _begin(self) -> None:
+        request, store = self._request, self._store
+        lock = None
+        if not request.log_id:
+            lock = self._turns.lock(f"{request.scope}\x1f{request.thread_key}\x1f{request.local_date}")
+        if lock is not None and not lock.locked():
+            # Nobody in this process writes the digest: claim and lease it in one transaction.
+            await self._hold(lock)
+            self._filing = True
+            self._message, leased = await store.claim_and_lease(request, self.owner, self._turns.lease_ms)
+            if self._message.state is MessageState.LOGGED:
+                return
+            if leased is None:
+                # Another process writes the digest: wait for its lease like any later call.
+                leased = await self._lease()
+            else:
+                self._leased_digest_id = self._message.digest_id
+        else:
+            # Filed first, so that the call writing the digest now takes this message along.
+            self._message = await self._claim()
+            if self._message.state is MessageState.LOGGED:
+                return
+            await self._hold(lock or self._turns.lock(f"digest {self._message.digest_id}"))
+            leased = await self._lease()
+        self._renewal = asyncio.get_running_loop().call_later(
+            self._turns.lease_ms / 3000, self._start_renewing
+        )
+        if leased.message is None:
+            # The call that first handed this message over failed and withdrew it: file it again.
+            self._message = await self._claim()
+        else:
+            self._message = leased.message
+        if self._message.state is MessageState.PENDING:
+            self._digest = leased.digest or await store.load(self._message.digest_id)
+
+    async def _claim(self) -> ClaimedMessage:
+        self._filing = True
+        if self._request.log_id:
+            return await self._store.claim_in_log(self._request, self.owner)
+        return await self._store.claim(self._request, self.owner)
+
+    async def _hold(self, lock: asyncio.Lock) -> None:
+        """Waits for this process's earlier calls on the digest."""
+        try:
+            async with asyncio.timeout(max(0.0, self._deadline - time.monotonic())):
+                await lock.acquire()
+        except TimeoutError:
+            raise DigestBusy("another call is writing this digest; retry shortly") from None
+        self._lock = lock
+
+    async def _lease(self) -> Leased:
+        """Waits for other processes' lease; returns what the holder reads in the lease's own
+        transaction."""
+        digest_id, request = self.message.digest_id, self._request
+        pause = _POLL_FIRST_SECONDS
+        while True:
+            leased = await self._store.lease_and_load(
+                digest_id, self.owner, self._turns.lease_ms, request.scope, request.entry.message_id
+            )
+            if leased is not None:
+                self._leased_digest_id = digest_id
+                return leased
+            if self._deadline - time.monotonic() <= pause:
+                raise DigestBusy("another server is writing this digest; retry shortly")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _POLL_MAX_SECONDS)
+
+    def _start_renewing(self) -> None:
+        self._renewal = None
+        digest_id = self._leased_digest_id
+        if digest_id is not None:
+            self._renewer = asyncio.create_task(self._renew(digest_id))
+
+    async def _renew(self, digest_id: int) -> None:
+        while True:
+            await self._store.try_lease(digest_id, self.owner, self._turns.lease_ms)
+            await asyncio.sleep(self._turns.lease_ms / 3000)
+
+    async def _stop_renewing(self) -> None:
+        if self._renewal is not None:
+            self._renewal.cancel()
+            self._renewal = None
+        if self._renewer is not None:
+            self._renewer.cancel()
             # wait, not await: the renewer's cancellation is no error, the caller's own would be.
-            await asyncio.wait([self.renewer])
-            self.renewer = None
+            await asyncio.wait([self._renewer])
+            self._renewer = None
+
+    async def _end(self, failed: bool) -> None:
+        try:
+            await self._stop_renewing()
+            if failed and self._filing:
+                await self._store.withdraw(self._request.scope, self._request.entry.message_id, self.owner)
+            if self._leased_digest_id is not None:
+                await self._store.release_lease(self._leased_digest_id, self.owner)
+                self._leased_digest_id = None
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
 
 def _crm_call(request: LogRequest, deadline: float) -> CrmCall:
