@@ -41,7 +41,7 @@ from service.errors import (
     WriteUnsettled,
 )
 from service.limits import RETRY_AFTER_SECONDS, ConcurrencyLimit
-from service.model import LogRequest, Outcome
+from service.model import LogRequest, Outcome, zone_from_label
 from service.render import DigestView, RenderedRecord, fingerprint, ref_marker, render
 from service.store import ClaimedMessage, Leased, MessageState, Store, StoredDigest
 
@@ -222,14 +222,19 @@ class _Writing:
         entries = digest.entries
         if kept is not None:
             entries = [e for e in digest.entries if e.message_id not in digest.kept_ids]
+        # One record, one zone: the zone of the digest's first call, whatever this call's is.
+        if digest.zone_label is None:
+            zone, zone_label = request.user.zone, request.user.zone_label
+        else:
+            zone, zone_label = zone_from_label(digest.zone_label), digest.zone_label
         first = digest.entries[0].created_at
         view = DigestView(
-            kind=request.kind,
+            kind=digest.kind,
             contact=request.contact,
             user_name=self.user_name,
-            zone=request.user.zone,
-            zone_label=request.user.zone_label,
-            local_date=first.astimezone(request.user.zone).date() if request.log_id else request.local_date,
+            zone=zone,
+            zone_label=zone_label,
+            local_date=digest.local_date,
             entries=entries,
             ref=digest.ref,
             kept_body=kept,

@@ -24,8 +24,8 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError
 
 from service import metrics
-from service.errors import LogNotFound, StoreUnavailable
-from service.model import Entry, LogRequest
+from service.errors import LogNotFound, RecordDayMismatch, RecordKindMismatch, StoreUnavailable
+from service.model import Entry, Kind, LogRequest, zone_from_label
 from service.store.database import Database, PostgresDatabase, Row, SqliteDatabase, Transaction, connect
 
 P = ParamSpec("P")
@@ -67,6 +67,11 @@ class StoredDigest:
     kept_ids: frozenset[str]
     # The record's version as our last confirmed write left it (CRMs that write conditionally).
     crm_version: str | None
+    # What the record holds (a day of a conversation, or one voicemail or fax), the local day it
+    # is of, and the zone it is rendered in (None for digests stored before zones were kept).
+    kind: Kind
+    local_date: date
+    zone_label: str | None
     entries: list[Entry]
     pending_ids: list[str]
 
@@ -83,11 +88,12 @@ class Leased:
 _FIND_DIGEST = "SELECT id, crm_log_id FROM digests WHERE scope = $1 AND thread_key = $2 AND local_date = $3"
 _NEW_DIGEST = (
     "INSERT INTO digests (scope, thread_key, local_date, kind, crm, account_host, crm_user_id, contact_id,"
-    " ref, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"
+    " ref, created_ms, updated_ms, zone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)"
     " ON CONFLICT (scope, thread_key, local_date) DO NOTHING RETURNING id"
 )
 _FIND_LOGGED_DIGEST = (
-    "SELECT id, crm_log_id FROM digests WHERE scope = $1 AND crm_log_id = $2 ORDER BY id DESC LIMIT 1"
+    "SELECT id, crm_log_id, thread_key, kind, local_date, zone FROM digests"
+    " WHERE scope = $1 AND crm_log_id = $2 ORDER BY id DESC LIMIT 1"
 )
 _NEW_MESSAGE = (
     "INSERT INTO messages (scope, message_id, digest_id, created_ms, state, owner, entry, recorded_ms)"
@@ -101,7 +107,7 @@ _TAKE_LEASE = (
     "UPDATE digests SET lease_owner = $2, lease_expires_ms = $4"
     " WHERE id = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_ms < $3)"
     " RETURNING crm_log_id, ref, create_sent_ms, settle_until_ms, written_fingerprint, sent_fingerprints,"
-    " kept_body, crm_version"
+    " kept_body, crm_version, kind, local_date, zone"
 )
 _RELEASE_LEASE = (
     "UPDATE digests SET lease_owner = NULL, lease_expires_ms = NULL WHERE id = $1 AND lease_owner = $2"
@@ -109,7 +115,7 @@ _RELEASE_LEASE = (
 # The same columns as _TAKE_LEASE returns.
 _LOAD_DIGEST = (
     "SELECT crm_log_id, ref, create_sent_ms, settle_until_ms, written_fingerprint, sent_fingerprints,"
-    " kept_body, crm_version FROM digests WHERE id = $1"
+    " kept_body, crm_version, kind, local_date, zone FROM digests WHERE id = $1"
 )
 _LOAD_ENTRIES = (
     "SELECT message_id, state, entry, in_kept FROM messages WHERE digest_id = $1"
@@ -255,7 +261,9 @@ class Store:
                     f"no {request.crm} record {request.log_id!r} was logged by this service"
                     " for this user and contact"
                 )
-            return await _file_message(tx, request, digest[0], digest[1], owner)
+            digest_id, crm_log_id, thread_key, kind, local_date, zone_label = digest
+            _check_fits(request, thread_key, Kind(kind), date.fromisoformat(local_date), zone_label)
+            return await _file_message(tx, request, digest_id, crm_log_id, owner)
 
         return await self._database.transaction(work)
 
@@ -395,12 +403,38 @@ async def _claim(tx: Transaction, request: LogRequest, owner: str) -> ClaimedMes
             request.contact.id,
             secrets.token_hex(6),
             _now_ms(),
+            request.user.zone_label,
         )
         if created is not None:
             return await _file_message(tx, request, created[0], None, owner)
         digest = await tx.fetch_one(_FIND_DIGEST, scope, thread_key, local_date)
         assert digest is not None  # another transaction made it first, and committed
     return await _file_message(tx, request, digest[0], digest[1], owner)
+
+
+def _check_fits(request: LogRequest, thread_key: str, kind: Kind, day: date, zone_label: str | None) -> None:
+    """Refuses a message that the record UpdateMessageLog names cannot hold as what it is: a
+    record keeps its kind (a voicemail or fax record holds its own message only, a conversation
+    digest holds SMS) and its day (in the zone it is rendered in)."""
+    if kind is not request.kind:
+        raise RecordKindMismatch(
+            f"record {request.log_id!r} holds {_KIND_NAMES[kind]}, not {_KIND_NAMES[request.kind]};"
+            " log this message with AddMessageLog"
+        )
+    if thread_key != request.thread_key and kind is not Kind.SMS:
+        raise RecordKindMismatch(
+            f"record {request.log_id!r} holds one {kind.value} already; log this one with AddMessageLog"
+        )
+    zone = request.user.zone if zone_label is None else zone_from_label(zone_label)
+    message_day = request.entry.created_at.astimezone(zone).date()
+    if message_day != day:
+        raise RecordDayMismatch(
+            f"record {request.log_id!r} holds the messages of {day.isoformat()}; this message is of"
+            f" {message_day.isoformat()} ({zone_label or request.user.zone_label}): log it with AddMessageLog"
+        )
+
+
+_KIND_NAMES = {Kind.SMS: "an SMS conversation", Kind.VOICEMAIL: "a voicemail", Kind.FAX: "a fax"}
 
 
 async def _file_message(
@@ -457,7 +491,19 @@ async def _load(tx: Transaction, digest_id: int, digest: Row | None = None) -> S
     if digest is None:
         digest = await tx.fetch_one(_LOAD_DIGEST, digest_id)
         assert digest is not None  # digests are deleted only with every message, and never leased
-    crm_log_id, ref, create_sent_ms, settle_until_ms, written, sent, kept_body, crm_version = digest
+    (
+        crm_log_id,
+        ref,
+        create_sent_ms,
+        settle_until_ms,
+        written,
+        sent,
+        kept_body,
+        crm_version,
+        kind,
+        day,
+        zone,
+    ) = digest
     rows: list[Row] = await tx.fetch_all(_LOAD_ENTRIES, digest_id)
     return StoredDigest(
         id=digest_id,
@@ -470,6 +516,9 @@ async def _load(tx: Transaction, digest_id: int, digest: Row | None = None) -> S
         kept_body=kept_body,
         kept_ids=frozenset(row[0] for row in rows if row[3]),
         crm_version=crm_version,
+        kind=Kind(kind),
+        local_date=date.fromisoformat(day),
+        zone_label=zone,
         entries=[Entry.from_json(row[2]) for row in rows],
         pending_ids=[row[0] for row in rows if row[1] == MessageState.PENDING],
     )
