@@ -96,7 +96,7 @@ class DigestLogger:
     ) -> LogResult:
         digest = turn.digest
         call = _crm_call(request, deadline)
-        unsettled = (digest.settle_until_ms or 0) / 1000 - time.time()
+        unsettled = await self._unsettled(adapter, call, digest)
         if unsettled > 0:
             raise WriteUnsettled(
                 "the CRM may still apply an earlier write to this record; retry shortly",
@@ -106,13 +106,7 @@ class DigestLogger:
             user_name, _ = await asyncio.gather(adapter.user_display_name(call), adapter.prepare_create(call))
         else:
             user_name = await adapter.user_display_name(call)
-        try:
-            written = await self._write_record(_Writing(request, adapter, call, user_name), digest)
-        except CrmError as exc:
-            if exc.in_flight:
-                # Unanswered: the CRM may apply it late, after a newer write, and undo that one.
-                await self._store.unsettled_until(digest.id, int((time.time() + self._settle_seconds) * 1000))
-            raise
+        written = await self._write_record(_Writing(request, adapter, call, user_name), digest)
         await turn.record(written)
         if request.entry.message_id not in digest.pending_ids:
             raise RuntimeError("the message being logged was not pending in its digest")
@@ -121,6 +115,39 @@ class DigestLogger:
             # one call per message says CREATED or APPENDED.
             return LogResult(written.log_id, Outcome.ALREADY_LOGGED)
         return LogResult(written.log_id, Outcome.CREATED if written.via == "create" else Outcome.APPENDED)
+
+    async def _unsettled(self, adapter: HttpCrmAdapter, call: CrmCall, digest: StoredDigest) -> float:
+        """Seconds the digest is still held back after a write that went unanswered (see _sent):
+        none once the CRM shows that write, which then cannot land again, or where a late landing
+        could not undo a newer write."""
+        remaining = (digest.settle_until_ms or 0) / 1000 - time.time()
+        if remaining <= 0:
+            return 0.0
+        if digest.crm_log_id is None:
+            if digest.create_sent_ms is not None:
+                since = datetime.fromtimestamp(digest.create_sent_ms / 1000, UTC)
+                if await adapter.find_created(call, ref_marker(digest.ref), since) is not None:
+                    return 0.0
+        elif adapter.versions is not None and digest.crm_version is not None:
+            # Our next write expects the version the lost one expected too: whichever lands
+            # second is refused (412), so the late one cannot undo ours.
+            return 0.0
+        elif digest.sent_fingerprints:
+            current = await adapter.read_record(call, digest.crm_log_id)
+            if current is not None and fingerprint(current.body) == digest.sent_fingerprints[-1]:
+                return 0.0
+        return remaining
+
+    async def _sent(self, digest: StoredDigest, write: Awaitable[T]) -> T:
+        """Awaits a CRM write. Unanswered, it may still be applied late, after a newer write, and
+        undo that one: the digest is held back for the settle window (a read or a search that
+        goes unanswered changes nothing, and holds nothing back)."""
+        try:
+            return await write
+        except CrmError as exc:
+            if exc.in_flight:
+                await self._store.unsettled_until(digest.id, int((time.time() + self._settle_seconds) * 1000))
+            raise
 
     async def _write_record(self, writing: _Writing, digest: StoredDigest) -> _Written:
         """Writes the record to the CRM: creates it, or appends to it."""
@@ -177,9 +204,11 @@ class DigestLogger:
         await self._store.write_sent(digest.id, sent, digest.sent_fingerprints)
         adapter, call = writing.adapter, writing.call
         if version is None:
-            written_version = await adapter.update(call, log_id, record)
+            written_version = await self._sent(digest, adapter.update(call, log_id, record))
         else:
-            written_version = await adapter.update_unless_changed(call, log_id, record, version)
+            written_version = await self._sent(
+                digest, adapter.update_unless_changed(call, log_id, record, version)
+            )
         return _Written(log_id, "append", sent, written_version)
 
     async def _create(self, writing: _Writing, digest: StoredDigest) -> _Written:
@@ -196,9 +225,11 @@ class DigestLogger:
             if found is not None:
                 sent = fingerprint(record.body)
                 await self._store.write_sent(digest.id, sent, digest.sent_fingerprints)
-                return _Written(found, "create", sent, await adapter.update(call, found, record))
+                return _Written(
+                    found, "create", sent, await self._sent(digest, adapter.update(call, found, record))
+                )
         await self._store.create_sent(digest.id)
-        created = await adapter.create(call, record)
+        created = await self._sent(digest, adapter.create(call, record))
         if not isinstance(created, Created):
             created = Created(created, version=None)
         return _Written(created.log_id, "create", fingerprint(record.body), created.version)

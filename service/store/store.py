@@ -126,8 +126,8 @@ _UNSETTLED = "UPDATE digests SET settle_until_ms = $2 WHERE id = $1"
 _WRITE_SENT = "UPDATE digests SET sent_fingerprints = $2 WHERE id = $1"
 # Every SET reads the row as it was, so the lease is compared before it is cleared.
 _RECORD_DIGEST = (
-    "UPDATE digests SET crm_log_id = $2, create_sent_ms = NULL, written_fingerprint = $3,"
-    " sent_fingerprints = NULL, crm_version = $6, updated_ms = $4,"
+    "UPDATE digests SET crm_log_id = $2, create_sent_ms = NULL, settle_until_ms = NULL,"
+    " written_fingerprint = $3, sent_fingerprints = NULL, crm_version = $6, updated_ms = $4,"
     " lease_owner = CASE WHEN lease_owner = $5 THEN NULL ELSE lease_owner END,"
     " lease_expires_ms = CASE WHEN lease_owner = $5 THEN NULL ELSE lease_expires_ms END"
     " WHERE id = $1"
@@ -145,8 +145,8 @@ _RECORD_WRITTEN_POSTGRES = (
     " WHERE digest_id = $1 AND message_id = ANY($7::varchar[]) AND state = 'pending'"
     "), unkept AS ("
     " UPDATE messages SET in_kept = false WHERE digest_id = $1 AND $3 = 'create' AND in_kept"
-    ") UPDATE digests SET crm_log_id = $2, create_sent_ms = NULL, written_fingerprint = $4,"
-    " sent_fingerprints = NULL, crm_version = $8, updated_ms = $5,"
+    ") UPDATE digests SET crm_log_id = $2, create_sent_ms = NULL, settle_until_ms = NULL,"
+    " written_fingerprint = $4, sent_fingerprints = NULL, crm_version = $8, updated_ms = $5,"
     " kept_body = CASE WHEN $3 = 'create' THEN NULL ELSE kept_body END,"
     " lease_owner = CASE WHEN lease_owner = $6 THEN NULL ELSE lease_owner END,"
     " lease_expires_ms = CASE WHEN lease_owner = $6 THEN NULL ELSE lease_expires_ms END"
@@ -322,7 +322,8 @@ class Store:
     ) -> None:
         """The CRM now holds these messages in record crm_log_id, whose text has this fingerprint
         and which is at this version (None where the CRM keeps none); owner's lease on the digest
-        ends."""
+        ends, and so does any hold after an unanswered write (a write lands only once it has
+        settled or was seen landed)."""
         now = _now_ms()
         if self.dialect == "postgresql":
             await self._database.execute(
