@@ -73,8 +73,15 @@ class FakeCrm:
 
     name = "fake"
 
+    # The path (a regular expression) at which the CRM names the account of a credential (the
+    # adapter's `identity`). Those lookups are kept apart in `identity_lookups`, so `requests`
+    # holds the work a test is about, and a queued fault without a path pattern is meant for that
+    # work: it skips them. Random faults (`chaos`) reach them like any request.
+    identity_route: ClassVar[str] = ""
+
     def __init__(self) -> None:
         self.requests: list[FakeRequest] = []
+        self.identity_lookups: list[FakeRequest] = []
         self.faults: list[Fault] = []
         # Draws a fault (or None) for every request no queued fault matched: random failure injection.
         self.chaos: Callable[[FakeRequest], Fault | None] | None = None
@@ -147,11 +154,17 @@ class FakeCrm:
     def rate_limit_headers(self) -> dict[str, str]:
         return {}
 
+    def is_identity_lookup(self, request: FakeRequest) -> bool:
+        return bool(self.identity_route) and re.fullmatch(self.identity_route, request.path) is not None
+
     async def handle(self, request: FakeRequest) -> FakeResponse | Fault:
-        self.requests.append(request)
+        identity = self.is_identity_lookup(request)
+        (self.identity_lookups if identity else self.requests).append(request)
         if self.reply_delay:
             await asyncio.sleep(self.reply_delay)
-        fault = next((f for f in self.faults if f.matches(request)), None)
+        fault = next(
+            (f for f in self.faults if f.matches(request) and not (identity and f.path_pattern is None)), None
+        )
         if fault is not None:
             self.faults.remove(fault)
         elif self.chaos is not None:
