@@ -20,12 +20,14 @@ caller goes away, so a cancelled call never leaves a written record unrecorded.
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -128,18 +130,19 @@ class DigestLogger:
         remaining = (digest.settle_until_ms or 0) / 1000 - time.time()
         if remaining <= 0:
             return 0.0
+        strategies = Strategies.of(adapter)
         if digest.crm_log_id is None:
-            if digest.create_sent_ms is not None:
+            if strategies.lost_create is LostCreate.FIND and digest.create_sent_ms is not None:
                 since = datetime.fromtimestamp(digest.create_sent_ms / 1000, UTC)
                 if await adapter.find_created(call, ref_marker(digest.ref), since) is not None:
                     return 0.0
-        elif adapter.versions is not None and digest.crm_version is not None:
+        elif strategies.append is Append.CONDITIONAL and digest.crm_version is not None:
             # Our next write expects the version the lost one expected too: whichever lands
             # second is refused (412), so the late one cannot undo ours.
             return 0.0
-        elif digest.sent_fingerprints:
+        elif strategies.append is not Append.OVERWRITE and digest.sent_fingerprints:
             current = await adapter.read_record(call, digest.crm_log_id)
-            if current is not None and fingerprint(current.body) == digest.sent_fingerprints[-1]:
+            if fingerprint(current.body) == digest.sent_fingerprints[-1]:
                 return 0.0
         return remaining
 
@@ -169,15 +172,13 @@ class DigestLogger:
             return await self._create(writing, digest)
 
     async def _append(self, writing: _Writing, digest: StoredDigest, log_id: str) -> _Written:
-        """Replaces the record's content, keeping a person's edit of it.
-
-        Where the CRM writes conditionally and the version our last write left is known, that is
-        one write, which the CRM refuses if anyone changed the record since. Otherwise, and after
-        such a refusal, the record is read first (where the adapter can), so an edit is found
-        before the write could overwrite it.
-        """
+        """Replaces the record's content, by the adapter's append strategy (see Append): keeping a
+        person's edit of it wherever the CRM lets us see the record."""
         adapter, crm = writing.adapter, writing.request.crm
-        if adapter.versions is not None and digest.crm_version is not None:
+        strategy = Strategies.of(adapter).append
+        if strategy is Append.OVERWRITE:
+            return await self._replace(writing, digest, log_id, None)
+        if strategy is Append.CONDITIONAL and digest.crm_version is not None:
             try:
                 return await self._replace(writing, digest, log_id, digest.crm_version)
             except CrmRecordChanged:
@@ -185,13 +186,13 @@ class DigestLogger:
                 # Reloaded so the refused write counts among those sent: refused only when
                 # repeated after a lost answer, it may have landed, and its text is ours, no edit.
                 digest = await self._store.load(digest.id)
-        current = await adapter.read_record(writing.call, log_id) if adapter.reads_records else None
-        if current is not None and _edited(digest, current.body):
+        current = await adapter.read_record(writing.call, log_id)
+        if _edited(digest, current.body):
             # A person edited the record: their text stays as they left it, ours goes after it.
             log.info("record_edit_kept", digest_id=digest.id, crm=crm)
             await self._store.keep_edit(digest.id, current.body)
             digest = await self._store.load(digest.id)
-        version = None if current is None else current.version
+        version = current.version if strategy is Append.CONDITIONAL else None
         try:
             return await self._replace(writing, digest, log_id, version)
         except CrmRecordChanged:
@@ -216,12 +217,14 @@ class DigestLogger:
 
     async def _create(self, writing: _Writing, digest: StoredDigest) -> _Written:
         """Creates the digest's record, unless an earlier create whose result was never recorded
-        made it: then that record is found by its reference and brought up to date instead.
-        (That earlier create had time to land: it failed without reply, which held writes back
-        until it settled, or its process died, whose lease had to expire first.)"""
+        made it: then, where the adapter can find it (LostCreate.FIND), that record is found by
+        its reference and brought up to date instead; elsewhere the record is created again, so
+        the CRM may hold two (the documented limit). (That earlier create had time to land: it
+        failed without reply, which held writes back until it settled, or its process died,
+        whose lease had to expire first.)"""
         record = writing.render(digest, whole=True)
         adapter, call = writing.adapter, writing.call
-        if digest.create_sent_ms is not None and adapter.finds_created:
+        if digest.create_sent_ms is not None and Strategies.of(adapter).lost_create is LostCreate.FIND:
             since = datetime.fromtimestamp(digest.create_sent_ms / 1000, UTC)
             found = await adapter.find_created(call, ref_marker(digest.ref), since)
             log.info("create_reconciled", digest_id=digest.id, found=found is not None)
@@ -233,6 +236,53 @@ class DigestLogger:
         await self._store.create_sent(digest.id)
         created = await self._sent(digest, adapter.create(call, record))
         return _Written(created.log_id, "create", fingerprint(record.body), created.version)
+
+
+class Append(StrEnum):
+    """How an append replaces a record's content, by what the CRM's API can do."""
+
+    # One write that expects the version (etag) our last write left: the CRM refuses it if anyone
+    # changed the record since, and only then is the record read and a person's edit kept.
+    CONDITIONAL = "conditional"
+    # The record is read first, so a person's edit is found and kept before the write.
+    READ_THEN_WRITE = "read_then_write"
+    # The record is written over: a person's edit of it is lost. The documented limit of CRMs
+    # whose API cannot return a record.
+    OVERWRITE = "overwrite"
+
+
+class LostCreate(StrEnum):
+    """What the next writer does after a create whose reply never came (it may have landed)."""
+
+    # The record it made is searched for by the digest's reference, and brought up to date.
+    FIND = "find"
+    # The record is created again: the CRM may then hold two (the documented limit of CRMs
+    # whose API cannot search for it).
+    CREATE_AGAIN = "create_again"
+
+
+@dataclass(frozen=True)
+class Strategies:
+    """An adapter's append and lost-create strategies, chosen once per adapter class from its
+    declarations (see service.adapters.base), never by probing it."""
+
+    append: Append
+    lost_create: LostCreate
+
+    @staticmethod
+    def of(adapter: HttpCrmAdapter) -> Strategies:
+        return _strategies(type(adapter))
+
+
+@functools.cache
+def _strategies(adapter: type[HttpCrmAdapter]) -> Strategies:
+    if adapter.versions is not None:
+        append = Append.CONDITIONAL
+    elif adapter.reads_records:
+        append = Append.READ_THEN_WRITE
+    else:
+        append = Append.OVERWRITE
+    return Strategies(append, LostCreate.FIND if adapter.finds_created else LostCreate.CREATE_AGAIN)
 
 
 @dataclass(frozen=True)
