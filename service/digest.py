@@ -45,7 +45,7 @@ from service.errors import (
 from service.limits import RETRY_AFTER_SECONDS, ConcurrencyLimit
 from service.model import LogRequest, Outcome, zone_from_label
 from service.render import DigestView, RenderedRecord, fingerprint, ref_marker, render
-from service.store import ClaimedMessage, Leased, MessageState, Store, StoredDigest
+from service.store import RECORD_CAP, ClaimedMessage, Leased, MessageState, RecordCap, Store, StoredDigest
 
 log = structlog.get_logger("messagelog.digest")
 
@@ -63,7 +63,13 @@ class LogResult:
 
 class DigestLogger:
     def __init__(
-        self, store: Store, *, lease_seconds: float, create_settle_seconds: float, max_calls_per_account: int
+        self,
+        store: Store,
+        *,
+        lease_seconds: float,
+        create_settle_seconds: float,
+        max_calls_per_account: int,
+        record_cap: RecordCap = RECORD_CAP,
     ) -> None:
         self._store = store
         self._account_calls = ConcurrencyLimit(
@@ -73,8 +79,9 @@ class DigestLogger:
                 retry_after=RETRY_AFTER_SECONDS,
             ),
         )
-        self._turns = DigestTurns(store, lease_ms=int(lease_seconds * 1000))
+        self._turns = DigestTurns(store, lease_ms=int(lease_seconds * 1000), record_cap=record_cap)
         self._settle_seconds = create_settle_seconds
+        self._record_cap = record_cap
 
     async def log(self, request: LogRequest, adapter: HttpCrmAdapter, *, deadline: float) -> LogResult:
         """Logs request's message; deadline is a time.monotonic() value."""
@@ -213,7 +220,7 @@ class DigestLogger:
             written = await self._sent(digest, adapter.update(call, log_id, record))
         else:
             written = await self._sent(digest, adapter.update_unless_changed(call, log_id, record, version))
-        return _Written(log_id, "append", sent, written.version)
+        return _Written(log_id, "append", sent, written.version, self._fills(record))
 
     async def _create(self, writing: _Writing, digest: StoredDigest) -> _Written:
         """Creates the digest's record, unless an earlier create whose result was never recorded
@@ -232,10 +239,17 @@ class DigestLogger:
                 sent = fingerprint(record.body)
                 await self._store.write_sent(digest.id, sent, digest.sent_fingerprints)
                 updated = await self._sent(digest, adapter.update(call, found, record))
-                return _Written(found, "create", sent, updated.version)
+                return _Written(found, "create", sent, updated.version, self._fills(record))
         await self._store.create_sent(digest.id)
         created = await self._sent(digest, adapter.create(call, record))
-        return _Written(created.log_id, "create", fingerprint(record.body), created.version)
+        return _Written(
+            created.log_id, "create", fingerprint(record.body), created.version, self._fills(record)
+        )
+
+    def _fills(self, record: RenderedRecord) -> bool:
+        """Whether the record holds as much text as a record may: later messages of its day go to
+        the next part (see RecordCap)."""
+        return len(record.body.encode()) >= self._record_cap.body_bytes
 
 
 class Append(StrEnum):
@@ -320,6 +334,8 @@ class _Writing:
             ref=digest.ref,
             kept_body=kept,
             kept_count=len(digest.entries) - len(entries),
+            part=digest.part,
+            continues_log_id=digest.continues_log_id or "",
             first_time=first,
         )
         return render(view, self.adapter.body_format)
@@ -336,22 +352,24 @@ def _edited(digest: StoredDigest, body: str) -> bool:
 @dataclass(frozen=True)
 class _Written:
     """A write the CRM took: its record's id, "create" or "append", the fingerprint of the text
-    written (computed once, for the write's bookkeeping before and after), and the record's
-    version after it (None where the CRM keeps none)."""
+    written (computed once, for the write's bookkeeping before and after), the record's version
+    after it (None where the CRM keeps none), and whether it filled the record."""
 
     log_id: str
     via: str
     fingerprint: str
     version: str | None
+    full: bool
 
 
 class DigestTurns:
     """Hands out turns at digests (DigestTurn): this process's lock per digest, the lease's
     length, and the tasks that finish writes whose callers went away."""
 
-    def __init__(self, store: Store, *, lease_ms: int) -> None:
+    def __init__(self, store: Store, *, lease_ms: int, record_cap: RecordCap) -> None:
         self.store = store
         self.lease_ms = lease_ms
+        self.record_cap = record_cap
         # Keyed by a digest's thread and day (AddMessageLog) or its id (UpdateMessageLog).
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._background: set[asyncio.Task[Any]] = set()
@@ -470,6 +488,7 @@ class DigestTurn:
             written.fingerprint,
             written.version,
             self.owner,
+            written.full,
         )
         self._leased_digest_id = None
 
@@ -482,7 +501,9 @@ class DigestTurn:
             # Nobody in this process writes the digest: claim and lease it in one transaction.
             await self._hold(lock)
             self._filing = True
-            self._message, leased = await store.claim_and_lease(request, self.owner, self._turns.lease_ms)
+            self._message, leased = await store.claim_and_lease(
+                request, self.owner, self._turns.lease_ms, self._turns.record_cap
+            )
             if self._message.state is MessageState.LOGGED:
                 return
             if leased is None:
@@ -511,8 +532,8 @@ class DigestTurn:
     async def _claim(self) -> ClaimedMessage:
         self._filing = True
         if self._request.log_id:
-            return await self._store.claim_in_log(self._request, self.owner)
-        return await self._store.claim(self._request, self.owner)
+            return await self._store.claim_in_log(self._request, self.owner, self._turns.record_cap)
+        return await self._store.claim(self._request, self.owner, self._turns.record_cap)
 
     async def _hold(self, lock: asyncio.Lock) -> None:
         """Waits for this process's earlier calls on the digest."""

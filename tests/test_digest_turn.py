@@ -101,6 +101,12 @@ def request(message_id: str, minute: int = 0) -> LogRequest:
     return replace(parsed, account="acme.pipedrive.com")
 
 
+async def reached(event: asyncio.Event) -> None:
+    """Waits for event; a test whose event never comes fails rather than hangs."""
+    async with asyncio.timeout(30):
+        await event.wait()
+
+
 def in_seconds(seconds: float) -> float:
     return time.monotonic() + seconds
 
@@ -137,7 +143,7 @@ async def test_a_caller_gone_mid_write_still_gets_its_write_recorded_and_drain_w
     logger = rig.logger()
     rig.fake.gate.clear()
     call = asyncio.create_task(logger.log(request("m1"), rig.adapter, deadline=in_seconds(10)))
-    await rig.fake.write_arrived.wait()
+    await reached(rig.fake.write_arrived)
 
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -162,7 +168,7 @@ async def test_waiting_for_this_process_s_lock_past_the_deadline_is_busy_and_wit
     logger = rig.logger()
     rig.fake.gate.clear()
     first = asyncio.create_task(logger.log(request("m1"), rig.adapter, deadline=in_seconds(10)))
-    await rig.fake.write_arrived.wait()
+    await reached(rig.fake.write_arrived)
 
     with pytest.raises(DigestBusy, match="another call"):
         await logger.log(request("m2", 5), rig.adapter, deadline=in_seconds(0.05))
@@ -180,18 +186,18 @@ async def test_a_call_cancelled_waiting_for_the_lock_withdraws_and_leaves_the_lo
     logger = rig.logger()
     rig.fake.gate.clear()
     first = asyncio.create_task(logger.log(request("m1"), rig.adapter, deadline=in_seconds(10)))
-    await rig.fake.write_arrived.wait()
+    await reached(rig.fake.write_arrived)
     filed = asyncio.Event()
     claim = rig.store.claim
 
-    async def claiming(request: LogRequest, owner: str) -> ClaimedMessage:
-        claimed = await claim(request, owner)
+    async def claiming(*args: Any, **kwargs: Any) -> ClaimedMessage:
+        claimed = await claim(*args, **kwargs)
         filed.set()
         return claimed
 
     rig.store.claim = claiming  # type: ignore[method-assign]
     waiting = asyncio.create_task(logger.log(request("m2", 5), rig.adapter, deadline=in_seconds(10)))
-    await filed.wait()
+    await reached(filed)
     assert rig.state("m2") is MessageState.PENDING
 
     waiting.cancel()
@@ -210,7 +216,7 @@ async def test_a_call_cancelled_waiting_for_the_lock_withdraws_and_leaves_the_lo
 async def test_a_call_waiting_for_another_process_s_lease_past_its_deadline_is_busy(rig: Rig) -> None:
     rig.fake.gate.clear()
     first = asyncio.create_task(rig.logger().log(request("m1"), rig.adapter, deadline=in_seconds(10)))
-    await rig.fake.write_arrived.wait()
+    await reached(rig.fake.write_arrived)
 
     with pytest.raises(DigestBusy, match="another server"):
         await rig.logger().log(request("m2", 5), rig.adapter, deadline=in_seconds(0.1))
@@ -236,11 +242,11 @@ async def test_a_slow_write_renews_its_lease_past_its_first_expiry_and_releases_
     first = asyncio.create_task(
         rig.logger(lease_seconds).log(request("m1"), rig.adapter, deadline=in_seconds(30))
     )
-    await rig.fake.write_arrived.wait()
+    await reached(rig.fake.write_arrived)
     # A renewal every third of the lease: after four, the first lease would have run out.
     while len(renewals) < 4:
         renewed.clear()
-        await renewed.wait()
+        await reached(renewed)
 
     assert not await try_lease(rig.digest_id(), "another process", 1000)
     rig.fake.gate.set()
