@@ -75,6 +75,9 @@ class Settings:
     # Caller name -> the CRMs it may log into; callers not named may use every CRM.
     caller_crms: Mapping[str, frozenset[str]] = field(default_factory=dict)
     max_concurrent_calls_per_caller: int = 64
+    # Health Watch streams open at once, all callers together; each holds a stream until its
+    # caller ends it. Beyond it, RESOURCE_EXHAUSTED. Check, which probes use, is not counted.
+    max_health_watches: int = 100
     log_phone_numbers: str = "masked"
     # The HTTP transport under the httpx API adapters use: "aiohttp" or "httpx" (httpcore).
     http_transport: str = "aiohttp"
@@ -128,6 +131,9 @@ class Settings:
                 cls.max_concurrent_calls_per_caller,
                 minimum=1,
                 maximum=100_000,
+            ),
+            max_health_watches=_int(
+                env, "MESSAGELOG_MAX_HEALTH_WATCHES", cls.max_health_watches, minimum=1, maximum=100_000
             ),
             log_phone_numbers=env.get("MESSAGELOG_LOG_PHONE_NUMBERS", cls.log_phone_numbers).lower(),
             http_transport=env.get("MESSAGELOG_HTTP_TRANSPORT", cls.http_transport).lower(),

@@ -10,6 +10,7 @@ MessageLogError                       base: grpc_code, reason, retryable
 ├── RequestTooLarge                   RESOURCE_EXHAUSTED   REQUEST_TOO_LARGE
 ├── CallerOverloaded                  RESOURCE_EXHAUSTED   CALLER_CONCURRENCY_LIMIT
 ├── AccountOverloaded                 RESOURCE_EXHAUSTED   ACCOUNT_CONCURRENCY_LIMIT
+├── HealthWatchesExhausted            RESOURCE_EXHAUSTED   HEALTH_WATCH_LIMIT
 ├── CrmNotConfigured                  FAILED_PRECONDITION  CRM_NOT_CONFIGURED
 ├── LogNotFound                       NOT_FOUND            LOG_NOT_FOUND
 ├── RecordKindMismatch                FAILED_PRECONDITION  RECORD_KIND_MISMATCH
@@ -122,6 +123,14 @@ class AccountOverloaded(MessageLogError):
     retryable = True
 
 
+class HealthWatchesExhausted(MessageLogError):
+    """As many Health Watch streams are open as the service allows (MESSAGELOG_MAX_HEALTH_WATCHES)."""
+
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "HEALTH_WATCH_LIMIT"
+    retryable = True
+
+
 class CrmNotConfigured(MessageLogError):
     grpc_code = grpc.StatusCode.FAILED_PRECONDITION
     reason = "CRM_NOT_CONFIGURED"
@@ -173,8 +182,7 @@ class CrmError(MessageLogError):
 
     maybe_applied: the request may have taken effect in the CRM (it was sent and no clear answer
     came back). in_flight: no reply came at all (a timeout, a dropped connection), so the CRM may
-    still apply the request later, after newer writes. ambiguous: set by the adapter base when a
-    maybe-applied request was not one that is safe to repeat.
+    still apply the request later, after newer writes.
     """
 
     def __init__(
@@ -190,7 +198,6 @@ class CrmError(MessageLogError):
         self.http_status = http_status
         self.maybe_applied = self.retryable if maybe_applied is None else maybe_applied
         self.in_flight = in_flight
-        self.ambiguous = False
 
 
 class CrmAuthFailed(CrmError):

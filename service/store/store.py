@@ -5,7 +5,7 @@ to one digest are serialized by a lease row-update that works the same on SQLite
 so several server processes can share one PostgreSQL database.
 
 Each operation is written once, as a coroutine function of a transaction (service.store.database),
-in SQL that both databases read. The tables themselves are in service.store.schema.
+in SQL that both databases read. The tables are made by the migrations in migrations/versions/.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -24,9 +24,11 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError
 
 from service import metrics
+from service.config import SettingsError
 from service.errors import LogNotFound, RecordDayMismatch, RecordKindMismatch, StoreUnavailable
 from service.model import Entry, Kind, LogRequest, zone_from_label
 from service.store.database import Database, PostgresDatabase, Row, SqliteDatabase, Transaction, connect
+from service.store.sealing import Sealer, sealer_for
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -224,19 +226,35 @@ _CANNOT_CONNECT: tuple[type[BaseException], ...] = (
 )
 
 
-async def open_store(database_url: str) -> Store:
+async def open_store(database_url: str, environ: Mapping[str, str] | None = None) -> Store:
     """Connects and brings the schema up to date; raises StoreUnavailable when the database can't
-    be used, SettingsError when the URL is of neither kind."""
+    be used, SettingsError when the URL is of neither kind or no key seals message text (keys come
+    from `environ`, see service.store.sealing)."""
     try:
         database = await connect(database_url)
     except _CANNOT_CONNECT as exc:
         raise StoreUnavailable("the message store is unavailable") from exc
-    return Store(database)
+    try:
+        sealer = sealer_for(environ or {}, database_url)
+    except SettingsError:
+        await database.close()
+        raise
+    return Store(database, sealer)
+
+
+def _entry_place(digest_id: int, message_id: str) -> str:
+    """Where a sealed entry belongs (service.store.sealing): it opens nowhere else."""
+    return f"messages.entry/{digest_id}/{message_id}"
+
+
+def _kept_body_place(digest_id: int) -> str:
+    return f"digests.kept_body/{digest_id}"
 
 
 class Store:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, sealer: Sealer) -> None:
         self._database = database
+        self._sealer = sealer
         self.unavailable = database.unavailable
 
     @property
@@ -256,7 +274,7 @@ class Store:
         not full), creating the digest row if needed."""
 
         async def work(tx: Transaction) -> ClaimedMessage:
-            return await _claim(tx, request, owner, cap)
+            return await _claim(tx, request, owner, cap, self._sealer)
 
         return await self._database.transaction(work)
 
@@ -268,14 +286,14 @@ class Store:
         the path of a call that finds nobody writing its digest, in one transaction instead of two."""
 
         async def work(tx: Transaction) -> tuple[ClaimedMessage, Leased | None]:
-            claimed = await _claim(tx, request, owner, cap)
+            claimed = await _claim(tx, request, owner, cap, self._sealer)
             if claimed.state is MessageState.LOGGED:
                 return claimed, None
             digest = await _try_lease(tx, claimed.digest_id, owner, ttl_ms)
             if digest is None:
                 return claimed, None
             # The claim read the message in this same transaction: it is as the lease finds it.
-            return claimed, Leased(claimed, await _load(tx, claimed.digest_id, digest))
+            return claimed, Leased(claimed, await _load(tx, claimed.digest_id, self._sealer, digest))
 
         return await self._database.transaction(work)
 
@@ -299,16 +317,14 @@ class Store:
                 # The record is full: the message goes to the part that continues its day.
                 return await _claim_in_part(
                     tx,
-                    request,
-                    owner,
-                    cap,
+                    _Filing(request, owner, cap, self._sealer),
                     thread_key.removesuffix(f"{_PART}{part}"),
                     local_date,
                     part + 1,
                     crm_log_id,
                     zone_label or request.user.zone_label,
                 )
-            return await _file_message(tx, request, digest_id, crm_log_id, owner)
+            return await _file_message(tx, request, digest_id, crm_log_id, owner, self._sealer)
 
         return await self._database.transaction(work)
 
@@ -327,7 +343,7 @@ class Store:
         None when someone else holds the lease."""
 
         async def work(tx: Transaction) -> Leased | None:
-            return await _lease_and_load(tx, digest_id, owner, ttl_ms, scope, message_id)
+            return await _lease_and_load(tx, digest_id, owner, ttl_ms, scope, message_id, self._sealer)
 
         return await self._database.transaction(work)
 
@@ -338,7 +354,7 @@ class Store:
     @_guard
     async def load(self, digest_id: int) -> StoredDigest:
         async def work(tx: Transaction) -> StoredDigest:
-            return await _load(tx, digest_id)
+            return await _load(tx, digest_id, self._sealer)
 
         return await self._database.transaction(work)
 
@@ -408,7 +424,7 @@ class Store:
         """A person edited the record: keep their text, which holds every message logged so far."""
 
         async def work(tx: Transaction) -> None:
-            await tx.execute(_SET_KEPT_BODY, digest_id, body)
+            await tx.execute(_SET_KEPT_BODY, digest_id, self._sealer.seal(body, _kept_body_place(digest_id)))
             await tx.execute(_MARK_KEPT, digest_id, True)
 
         await self._database.transaction(work)
@@ -434,18 +450,27 @@ class Store:
         return await self._database.transaction(work)
 
 
-async def _claim(tx: Transaction, request: LogRequest, owner: str, cap: RecordCap) -> ClaimedMessage:
+async def _claim(
+    tx: Transaction, request: LogRequest, owner: str, cap: RecordCap, sealer: Sealer
+) -> ClaimedMessage:
+    filing = _Filing(request, owner, cap, sealer)
     day = request.local_date.isoformat()
-    return await _claim_in_part(
-        tx, request, owner, cap, request.thread_key, day, 1, None, request.user.zone_label
-    )
+    return await _claim_in_part(tx, filing, request.thread_key, day, 1, None, request.user.zone_label)
+
+
+@dataclass(frozen=True)
+class _Filing:
+    """One claim's message and its filer, the cap on a record, and the sealer of its entry."""
+
+    request: LogRequest
+    owner: str
+    cap: RecordCap
+    sealer: Sealer
 
 
 async def _claim_in_part(
     tx: Transaction,
-    request: LogRequest,
-    owner: str,
-    cap: RecordCap,
+    filing: _Filing,
     thread_key: str,
     local_date: str,
     part: int,
@@ -454,6 +479,7 @@ async def _claim_in_part(
 ) -> ClaimedMessage:
     """Files the message in the first part of its thread's day, from `part` on, that is not
     full, creating that part's digest row if needed. A message already filed stays where it is."""
+    request, owner, sealer = filing.request, filing.owner, filing.sealer
     scope = request.scope
     while True:
         key = thread_key if part == 1 else f"{thread_key}{_PART}{part}"
@@ -477,12 +503,12 @@ async def _claim_in_part(
                 continues_log_id,
             )
             if created is not None:
-                return await _file_message(tx, request, created[0], None, owner)
+                return await _file_message(tx, request, created[0], None, owner, sealer)
             digest = await tx.fetch_one(_FIND_DIGEST, scope, key, local_date)
             assert digest is not None  # another transaction made it first, and committed
         digest_id, crm_log_id, full, count = digest
-        if not (full or count >= cap.messages):
-            return await _file_message(tx, request, digest_id, crm_log_id, owner)
+        if not (full or count >= filing.cap.messages):
+            return await _file_message(tx, request, digest_id, crm_log_id, owner, sealer)
         # As much as a record may hold: the day goes on in the next part, which names this one.
         part, continues_log_id = part + 1, crm_log_id
 
@@ -513,7 +539,7 @@ _KIND_NAMES = {Kind.SMS: "an SMS conversation", Kind.VOICEMAIL: "a voicemail", K
 
 
 async def _file_message(
-    tx: Transaction, request: LogRequest, digest_id: int, crm_log_id: str | None, owner: str
+    tx: Transaction, request: LogRequest, digest_id: int, crm_log_id: str | None, owner: str, sealer: Sealer
 ) -> ClaimedMessage:
     entry = request.entry
     filed = await tx.execute(
@@ -523,7 +549,7 @@ async def _file_message(
         digest_id,
         entry.created_ms,
         owner,
-        entry.to_json(),
+        sealer.seal(entry.to_json(), _entry_place(digest_id, entry.message_id)),
         _now_ms(),
     )
     if filed == 1:
@@ -550,7 +576,7 @@ async def _try_lease(tx: Transaction, digest_id: int, owner: str, ttl_ms: int) -
 
 
 async def _lease_and_load(
-    tx: Transaction, digest_id: int, owner: str, ttl_ms: int, scope: str, message_id: str
+    tx: Transaction, digest_id: int, owner: str, ttl_ms: int, scope: str, message_id: str, sealer: Sealer
 ) -> Leased | None:
     digest = await _try_lease(tx, digest_id, owner, ttl_ms)
     if digest is None:
@@ -558,10 +584,10 @@ async def _lease_and_load(
     message = await _message(tx, scope, message_id, owner)
     if message is None or message.state is not MessageState.PENDING:
         return Leased(message, None)
-    return Leased(message, await _load(tx, digest_id, digest))
+    return Leased(message, await _load(tx, digest_id, sealer, digest))
 
 
-async def _load(tx: Transaction, digest_id: int, digest: Row | None = None) -> StoredDigest:
+async def _load(tx: Transaction, digest_id: int, sealer: Sealer, digest: Row | None = None) -> StoredDigest:
     """The digest with its entries; `digest` is its row (as _LOAD_DIGEST reads it) when already read."""
     if digest is None:
         digest = await tx.fetch_one(_LOAD_DIGEST, digest_id)
@@ -590,7 +616,7 @@ async def _load(tx: Transaction, digest_id: int, digest: Row | None = None) -> S
         settle_until_ms=settle_until_ms,
         written_fingerprint=written,
         sent_fingerprints=tuple((sent or "").split()),
-        kept_body=kept_body,
+        kept_body=None if kept_body is None else sealer.open(kept_body, _kept_body_place(digest_id)),
         kept_ids=frozenset(row[0] for row in rows if row[3]),
         crm_version=crm_version,
         kind=Kind(kind),
@@ -598,6 +624,6 @@ async def _load(tx: Transaction, digest_id: int, digest: Row | None = None) -> S
         zone_label=zone,
         part=part,
         continues_log_id=continues_log_id,
-        entries=[Entry.from_json(row[2]) for row in rows],
+        entries=[Entry.from_json(sealer.open(row[2], _entry_place(digest_id, row[0]))) for row in rows],
         pending_ids=[row[0] for row in rows if row[1] == MessageState.PENDING],
     )

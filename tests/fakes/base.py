@@ -65,6 +65,20 @@ class Fault:
         return not (self.path_pattern and not re.search(self.path_pattern, request.path))
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A request the real CRM refuses, as its own source documents: the fake must refuse it too,
+    with `status` and the CRM's error body, whose message is found at `error_at`."""
+
+    method: str
+    path: str
+    body: Any
+    status: int
+    error_at: tuple[str | int, ...]
+    # Where the rule comes from: an official SDK file, docs page or spec.
+    source: str
+
+
 Route = tuple[str, re.Pattern[str], Callable[..., FakeResponse]]
 
 
@@ -78,6 +92,8 @@ class FakeCrm:
     # holds the work a test is about, and a queued fault without a path pattern is meant for that
     # work: it skips them. Random faults (`chaos`) reach them like any request.
     identity_route: ClassVar[str] = ""
+    # Requests the real API refuses, each with its source; the contract suite sends every one.
+    documented_refusals: ClassVar[tuple[Refusal, ...]] = ()
 
     def __init__(self) -> None:
         self.requests: list[FakeRequest] = []
