@@ -393,7 +393,8 @@ class DigestTurns:
         return task
 
     async def drain(self) -> None:
-        if self._background:
+        # Until none is left: a turn whose caller went away may end in a task started meanwhile.
+        while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
