@@ -525,6 +525,9 @@ class DigestTurn:
         if leased.message is None:
             # The call that first handed this message over failed and withdrew it: file it again.
             self._message = await self._claim()
+            if self._message.digest_id != self._leased_digest_id:
+                # Its digest filled up meanwhile: it went to the next part, whose lease is not ours.
+                raise DigestBusy("the conversation's record filled up meanwhile; retry shortly")
         else:
             self._message = leased.message
         if self._message.state is MessageState.PENDING:
