@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from service.adapters.base import CrmCall, HttpCrmAdapter
+from service.adapters.base import CrmCall, CurrentRecord, HttpCrmAdapter
 from service.errors import (
     AccountOverloaded,
     CrmError,
@@ -110,17 +110,17 @@ class DigestLogger:
     ) -> LogResult:
         digest = turn.digest
         call = _crm_call(request, deadline)
-        unsettled = await self._unsettled(adapter, call, digest)
-        if unsettled > 0:
+        seen = await self._unsettled(adapter, call, digest)
+        if seen.held > 0:
             raise WriteUnsettled(
                 "the CRM may still apply an earlier write to this record; retry shortly",
-                retry_after=unsettled,
+                retry_after=seen.held,
             )
         if digest.crm_log_id is None:
             user_name, _ = await asyncio.gather(adapter.user_display_name(call), adapter.prepare_create(call))
         else:
             user_name = await adapter.user_display_name(call)
-        written = await self._write_record(_Writing(request, adapter, call, user_name), digest)
+        written = await self._write_record(_Writing(request, adapter, call, user_name), digest, seen)
         await turn.record(written)
         if request.entry.message_id not in digest.pending_ids:
             raise RuntimeError("the message being logged was not pending in its digest")
@@ -130,28 +130,29 @@ class DigestLogger:
             return LogResult(written.log_id, Outcome.ALREADY_LOGGED)
         return LogResult(written.log_id, Outcome.CREATED if written.via == "create" else Outcome.APPENDED)
 
-    async def _unsettled(self, adapter: HttpCrmAdapter, call: CrmCall, digest: StoredDigest) -> float:
-        """Seconds the digest is still held back after a write that went unanswered (see _sent):
-        none once the CRM shows that write, which then cannot land again, or where a late landing
-        could not undo a newer write."""
+    async def _unsettled(self, adapter: HttpCrmAdapter, call: CrmCall, digest: StoredDigest) -> _Seen:
+        """How long the digest is still held back after a write that went unanswered (see _sent):
+        not at all once the CRM shows that write, which then cannot land again, or where a late
+        landing could not undo a newer write. What the CRM showed serves the write that follows."""
         remaining = (digest.settle_until_ms or 0) / 1000 - time.time()
         if remaining <= 0:
-            return 0.0
+            return _Seen()
         strategies = Strategies.of(adapter)
         if digest.crm_log_id is None:
             if strategies.lost_create is LostCreate.FIND and digest.create_sent_ms is not None:
                 since = datetime.fromtimestamp(digest.create_sent_ms / 1000, UTC)
-                if await adapter.find_created(call, ref_marker(digest.ref), since) is not None:
-                    return 0.0
+                found = await adapter.find_created(call, ref_marker(digest.ref), since)
+                if found is not None:
+                    return _Seen(found=found)
         elif strategies.append is Append.CONDITIONAL and digest.crm_version is not None:
             # Our next write expects the version the lost one expected too: whichever lands
             # second is refused (412), so the late one cannot undo ours.
-            return 0.0
-        elif strategies.append is not Append.OVERWRITE and digest.sent_fingerprints:
+            return _Seen()
+        elif strategies.append is not Append.OVERWRITE and _lost_text_is_unique(digest):
             current = await adapter.read_record(call, digest.crm_log_id)
             if fingerprint(current.body) == digest.sent_fingerprints[-1]:
-                return 0.0
-        return remaining
+                return _Seen(current=current)
+        return _Seen(held=remaining)
 
     async def _sent(self, digest: StoredDigest, write: Awaitable[T]) -> T:
         """Awaits a CRM write. Unanswered, it may still be applied late, after a newer write, and
@@ -164,13 +165,13 @@ class DigestLogger:
                 await self._store.unsettled_until(digest.id, int((time.time() + self._settle_seconds) * 1000))
             raise
 
-    async def _write_record(self, writing: _Writing, digest: StoredDigest) -> _Written:
+    async def _write_record(self, writing: _Writing, digest: StoredDigest, seen: _Seen) -> _Written:
         """Writes the record to the CRM: creates it, or appends to it."""
         log_id = digest.crm_log_id
         if log_id is None:
-            return await self._create(writing, digest)
+            return await self._create(writing, digest, seen.found)
         try:
-            return await self._append(writing, digest, log_id)
+            return await self._append(writing, digest, log_id, seen.current)
         except CrmRecordNotFound:
             if writing.request.log_id:
                 raise
@@ -178,9 +179,12 @@ class DigestLogger:
             log.info("digest_record_gone", digest_id=digest.id, crm=writing.request.crm)
             return await self._create(writing, digest)
 
-    async def _append(self, writing: _Writing, digest: StoredDigest, log_id: str) -> _Written:
+    async def _append(
+        self, writing: _Writing, digest: StoredDigest, log_id: str, current: CurrentRecord | None = None
+    ) -> _Written:
         """Replaces the record's content, by the adapter's append strategy (see Append): keeping a
-        person's edit of it wherever the CRM lets us see the record."""
+        person's edit of it wherever the CRM lets us see the record. `current` is the record as
+        just read, if it was."""
         adapter, crm = writing.adapter, writing.request.crm
         strategy = Strategies.of(adapter).append
         if strategy is Append.OVERWRITE:
@@ -193,7 +197,8 @@ class DigestLogger:
                 # Reloaded so the refused write counts among those sent: refused only when
                 # repeated after a lost answer, it may have landed, and its text is ours, no edit.
                 digest = await self._store.load(digest.id)
-        current = await adapter.read_record(writing.call, log_id)
+        if current is None:
+            current = await adapter.read_record(writing.call, log_id)
         if _edited(digest, current.body):
             # A person edited the record: their text stays as they left it, ours goes after it.
             log.info("record_edit_kept", digest_id=digest.id, crm=crm)
@@ -222,18 +227,19 @@ class DigestLogger:
             written = await self._sent(digest, adapter.update_unless_changed(call, log_id, record, version))
         return _Written(log_id, "append", sent, written.version, self._fills(record))
 
-    async def _create(self, writing: _Writing, digest: StoredDigest) -> _Written:
+    async def _create(self, writing: _Writing, digest: StoredDigest, found: str | None = None) -> _Written:
         """Creates the digest's record, unless an earlier create whose result was never recorded
         made it: then, where the adapter can find it (LostCreate.FIND), that record is found by
-        its reference and brought up to date instead; elsewhere the record is created again, so
-        the CRM may hold two (the documented limit). (That earlier create had time to land: it
-        failed without reply, which held writes back until it settled, or its process died,
-        whose lease had to expire first.)"""
+        its reference (or was just found: `found`) and brought up to date instead; elsewhere the
+        record is created again, so the CRM may hold two (the documented limit). (That earlier
+        create had time to land: it failed without reply, which held writes back until it
+        settled or was found, or its process died, whose lease had to expire first.)"""
         record = writing.render(digest, whole=True)
         adapter, call = writing.adapter, writing.call
         if digest.create_sent_ms is not None and Strategies.of(adapter).lost_create is LostCreate.FIND:
-            since = datetime.fromtimestamp(digest.create_sent_ms / 1000, UTC)
-            found = await adapter.find_created(call, ref_marker(digest.ref), since)
+            if found is None:
+                since = datetime.fromtimestamp(digest.create_sent_ms / 1000, UTC)
+                found = await adapter.find_created(call, ref_marker(digest.ref), since)
             log.info("create_reconciled", digest_id=digest.id, found=found is not None)
             if found is not None:
                 sent = fingerprint(record.body)
@@ -341,12 +347,34 @@ class _Writing:
         return render(view, self.adapter.body_format)
 
 
+def _lost_text_is_unique(digest: StoredDigest) -> bool:
+    """Whether the text of the unanswered write (the last one sent) differs from every other text
+    the record may hold from us: only then does reading that text prove that this write landed.
+    A write can repeat an earlier text (a process killed after its write landed, the next writer
+    sending the same entries again), and the record showing the earlier one proves nothing."""
+    if not digest.sent_fingerprints:
+        return False
+    *earlier, last = digest.sent_fingerprints
+    return last != digest.written_fingerprint and last not in earlier
+
+
 def _edited(digest: StoredDigest, body: str) -> bool:
     """Whether the record's text is a person's: neither what we last wrote nor a write we sent."""
     return digest.written_fingerprint is not None and fingerprint(body) not in (
         digest.written_fingerprint,
         *digest.sent_fingerprints,
     )
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What checking a held digest found (see DigestLogger._unsettled): the seconds it is still
+    held, or what the CRM showed that lets the write go ahead (the record a lost create made, the
+    record as read), which the write then uses rather than asking again."""
+
+    held: float = 0.0
+    found: str | None = None
+    current: CurrentRecord | None = None
 
 
 @dataclass(frozen=True)

@@ -132,3 +132,20 @@ async def test_once_faults_stop_a_held_digest_is_written_after_the_settle_window
         retried = await add(h, "m2", 1)
 
         assert retried.outcome == pb.LOG_OUTCOME_APPENDED
+
+
+async def test_a_lost_write_repeating_a_landed_text_is_waited_for(pipedrive: Harness) -> None:
+    """A record showing a text proves nothing about a lost write that sent the same text again
+    (as after a process killed once its write landed): that write may still land, later."""
+    await add(pipedrive, "m1", 0)
+    fake_pipedrive(pipedrive).inject(Fault(drop_connection=True, method="PATCH", after_effect=True))
+    await pipedrive.add_error(add_request("pipedrive", message("m2", 1)))
+    # The retry sees its text landed and sends it again; this time the CRM has not applied it.
+    fake_pipedrive(pipedrive).inject(Fault(drop_connection=True, method="PATCH"))
+    await pipedrive.add_error(add_request("pipedrive", message("m2", 1)))
+    patches = len(fake_pipedrive(pipedrive).calls("PATCH", RECORD))
+
+    held = await pipedrive.add_error(add_request("pipedrive", message("m3", 2)))
+
+    assert held.reason == "WRITE_UNSETTLED"
+    assert len(fake_pipedrive(pipedrive).calls("PATCH", RECORD)) == patches
