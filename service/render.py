@@ -75,6 +75,9 @@ class RenderedRecord:
     first_time: datetime
     last_time: datetime
     message_count: int
+    # The digest's reference (its marker, ref_marker(ref), ends the body), for CRMs that can also
+    # tag a record with it and find it by the tag; "" for records that carry none.
+    ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,11 @@ def fingerprint(body: str) -> str:
 def ref_marker(ref: str) -> str:
     """The text a record carries to say which digest it is."""
     return f"(ref {ref})"
+
+
+def ref_in(marker: str) -> str:
+    """The reference a ref_marker names (for CRMs that are searched by the bare reference)."""
+    return marker.removeprefix("(ref ").removesuffix(")")
 
 
 def clean(text: str) -> str:
@@ -166,6 +174,7 @@ def render(view: DigestView, fmt: BodyFormat) -> RenderedRecord:
         first_time=view.first_time if view.kept_body is not None else entries[0].created_at,
         last_time=entries[-1].created_at if entries else view.first_time,
         message_count=len(entries) + view.kept_count,
+        ref=view.ref,
     )
 
 
