@@ -61,6 +61,9 @@ class Settings:
     # Calls in progress for one CRM account (crm and account host) in one process; beyond it,
     # RESOURCE_EXHAUSTED at once.
     max_calls_per_account: int = 64
+    # How much one CRM record holds before its conversation-day continues in the next record.
+    max_record_messages: int = 200
+    max_record_bytes: int = 256 * 1024
     shutdown_grace_seconds: float = 10.0
     # The Prometheus endpoint's port on the same host; None: no endpoint, 0: any free port.
     metrics_port: int | None = None
@@ -103,6 +106,16 @@ class Settings:
             create_settle_seconds=_float(env, "MESSAGELOG_CREATE_SETTLE_SECONDS", cls.create_settle_seconds),
             max_calls_per_account=_int(
                 env, "MESSAGELOG_MAX_CALLS_PER_ACCOUNT", cls.max_calls_per_account, minimum=1, maximum=10_000
+            ),
+            max_record_messages=_int(
+                env, "MESSAGELOG_MAX_RECORD_MESSAGES", cls.max_record_messages, minimum=2, maximum=100_000
+            ),
+            max_record_bytes=_int(
+                env,
+                "MESSAGELOG_MAX_RECORD_BYTES",
+                cls.max_record_bytes,
+                minimum=1024,
+                maximum=100 * 1024 * 1024,
             ),
             shutdown_grace_seconds=_float(
                 env, "MESSAGELOG_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds

@@ -96,6 +96,10 @@ class DigestView:
     # How many messages the kept text holds, and when the first of them was sent.
     kept_count: int = 0
     first_time: datetime = datetime.min
+    # Which part of its conversation-day the record is, and the CRM record of the part before it
+    # (a day past a record's cap continues in a record of its own).
+    part: int = 1
+    continues_log_id: str = ""
 
 
 def fingerprint(body: str) -> str:
@@ -144,6 +148,8 @@ def render(view: DigestView, fmt: BodyFormat) -> RenderedRecord:
     day = view.local_date.isoformat()
     if view.kind is Kind.SMS:
         subject = f"SMS conversation with {contact} - {day}"
+        if view.part > 1:
+            subject += f" (part {view.part})"
     elif view.kind is Kind.VOICEMAIL:
         subject = f"Voicemail left by {contact} - {day}"
     elif entries[0].direction is Direction.INBOUND:
@@ -325,6 +331,8 @@ def _conversation(writer: _Writer, view: DigestView, subject: str, entries: Sequ
     writer.gap()
     writer.heading("Conversation summary")
     writer.line(f"{_long_date(view.local_date)} (times in {view.zone_label})")
+    if view.continues_log_id:
+        writer.line(f"Part {view.part}: continues the conversation of record {view.continues_log_id}")
     writer.gap()
     writer.heading("Participants")
     writer.items(_participants(view, entries))
