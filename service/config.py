@@ -75,7 +75,7 @@ class Settings:
     log_phone_numbers: str = "masked"
     # The HTTP transport under the httpx API adapters use: "aiohttp" or "httpx" (httpcore).
     http_transport: str = "aiohttp"
-    # Digests (and their messages) whose local day is this many days old are purged once fully logged.
+    # Digests (and their messages) last written this many days ago are purged once fully logged.
     retention_days: int = 35
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 

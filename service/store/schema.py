@@ -49,10 +49,11 @@ digests = sa.Table(
     sa.Column("lease_owner", sa.String(64)),
     sa.Column("lease_expires_ms", sa.BigInteger()),
     sa.Column("created_ms", sa.BigInteger(), nullable=False),
+    # The digest's last write (epoch ms): retention keeps a digest this long after it.
     sa.Column("updated_ms", sa.BigInteger(), nullable=False),
     sa.UniqueConstraint("scope", "thread_key", "local_date", name="uq_digests_thread_day"),
     sa.Index("ix_digests_crm_log_id", "scope", "crm_log_id"),
-    sa.Index("ix_digests_local_date", "local_date"),
+    sa.Index("ix_digests_updated_ms", "updated_ms"),
 )
 
 # One row per message handed to the service; a message id is logged once per scope.

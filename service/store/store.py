@@ -15,7 +15,6 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
 from enum import StrEnum
 from functools import wraps
 from typing import ParamSpec, TypeVar
@@ -150,8 +149,10 @@ _SET_KEPT_BODY = "UPDATE digests SET kept_body = $2 WHERE id = $1"
 _FORGET_KEPT = "UPDATE messages SET in_kept = $2 WHERE digest_id = $1"
 _MARK_KEPT = "UPDATE messages SET in_kept = $2 WHERE digest_id = $1 AND state = 'logged'"
 _WITHDRAW = "DELETE FROM messages WHERE scope = $1 AND message_id = $2 AND owner = $3 AND state = 'pending'"
+# By the last write, whatever the messages' dates: a backfill of old history is remembered as
+# long as one of today's messages.
 _EXPIRED_DIGESTS = (
-    "SELECT d.id FROM digests d WHERE d.local_date < $1"
+    "SELECT d.id FROM digests d WHERE d.updated_ms < $1"
     " AND (d.lease_owner IS NULL OR d.lease_expires_ms < $2)"
     " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.digest_id = d.id AND m.state = 'pending')"
     " LIMIT $3"
@@ -364,13 +365,14 @@ class Store:
         await self._database.execute(_WITHDRAW, scope, message_id, owner)
 
     @_guard
-    async def purge(self, before: date, batch: int = 1000) -> int:
-        """Deletes up to `batch` digests of days before `before` whose every message is logged and
-        that nobody is writing, with their messages; returns how many digests went."""
+    async def purge(self, written_before_ms: int, batch: int = 1000) -> int:
+        """Deletes up to `batch` digests last written before `written_before_ms` (epoch ms) whose
+        every message is logged and that nobody is writing, with their messages; returns how many
+        digests went."""
         now = _now_ms()
 
         async def work(tx: Transaction) -> int:
-            ids = [(row[0],) for row in await tx.fetch_all(_EXPIRED_DIGESTS, before.isoformat(), now, batch)]
+            ids = [(row[0],) for row in await tx.fetch_all(_EXPIRED_DIGESTS, written_before_ms, now, batch)]
             await tx.execute_many(_DELETE_MESSAGES, ids)
             await tx.execute_many(_DELETE_DIGEST, ids)
             return len(ids)
