@@ -53,9 +53,6 @@ class Settings:
     # After a create that got no answer, how long before the record is looked for and, if absent,
     # created again: a slow CRM may still finish the first create within this time.
     create_settle_seconds: float = 30.0
-    # Calls in progress for one CRM account (crm and account host) in one process; beyond it,
-    # RESOURCE_EXHAUSTED at once.
-    max_calls_per_account: int = 64
     shutdown_grace_seconds: float = 10.0
     # The Prometheus endpoint's port on the same host; None: no endpoint, 0: any free port.
     metrics_port: int | None = None
@@ -71,7 +68,9 @@ class Settings:
     allow_insecure_bind: bool = False
     # Caller name -> the CRMs it may log into; callers not named may use every CRM.
     caller_crms: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    max_concurrent_calls_per_caller: int = 64
+    # Memory that calls in progress may hold (service.limits.PendingWork); past it calls are
+    # RESOURCE_EXHAUSTED. 64 MiB is about 3,500 calls of typical size.
+    max_pending_bytes: int = 64 * 1024 * 1024
     log_phone_numbers: str = "masked"
     # The HTTP transport under the httpx API adapters use: "aiohttp" or "httpx" (httpcore).
     http_transport: str = "aiohttp"
@@ -93,9 +92,6 @@ class Settings:
             max_call_seconds=_float(env, "MESSAGELOG_MAX_CALL_SECONDS", cls.max_call_seconds),
             digest_lease_seconds=_float(env, "MESSAGELOG_DIGEST_LEASE_SECONDS", cls.digest_lease_seconds),
             create_settle_seconds=_float(env, "MESSAGELOG_CREATE_SETTLE_SECONDS", cls.create_settle_seconds),
-            max_calls_per_account=_int(
-                env, "MESSAGELOG_MAX_CALLS_PER_ACCOUNT", cls.max_calls_per_account, minimum=1, maximum=10_000
-            ),
             shutdown_grace_seconds=_float(
                 env, "MESSAGELOG_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),
@@ -109,12 +105,8 @@ class Settings:
             auth_tokens_file=env.get("MESSAGELOG_AUTH_TOKENS_FILE", ""),
             allow_insecure_bind=_bool(env, "MESSAGELOG_ALLOW_INSECURE_BIND"),
             caller_crms=_caller_crms(env.get("MESSAGELOG_CALLER_CRMS", "")),
-            max_concurrent_calls_per_caller=_int(
-                env,
-                "MESSAGELOG_MAX_CONCURRENT_CALLS_PER_CALLER",
-                cls.max_concurrent_calls_per_caller,
-                minimum=1,
-                maximum=100_000,
+            max_pending_bytes=_int(
+                env, "MESSAGELOG_MAX_PENDING_BYTES", cls.max_pending_bytes, minimum=1024 * 1024, maximum=2**40
             ),
             log_phone_numbers=env.get("MESSAGELOG_LOG_PHONE_NUMBERS", cls.log_phone_numbers).lower(),
             http_transport=env.get("MESSAGELOG_HTTP_TRANSPORT", cls.http_transport).lower(),

@@ -30,14 +30,13 @@ import structlog
 
 from service.adapters.base import Created, CrmCall, HttpCrmAdapter
 from service.errors import (
-    AccountOverloaded,
     CrmError,
     CrmRecordChanged,
     CrmRecordNotFound,
     DigestBusy,
     WriteUnsettled,
 )
-from service.limits import RETRY_AFTER_SECONDS, ConcurrencyLimit
+from service.limits import CrmCapacity, current_account
 from service.model import LogRequest, Outcome
 from service.render import DigestView, RenderedRecord, fingerprint, ref_marker, render
 from service.store import ClaimedMessage, Leased, MessageState, Store, StoredDigest
@@ -56,16 +55,10 @@ class LogResult:
 
 class DigestLogger:
     def __init__(
-        self, store: Store, *, lease_seconds: float, create_settle_seconds: float, max_calls_per_account: int
+        self, store: Store, *, lease_seconds: float, create_settle_seconds: float, crm_capacity: CrmCapacity
     ) -> None:
         self._store = store
-        self._account_calls = ConcurrencyLimit(
-            max_calls_per_account,
-            lambda limit: AccountOverloaded(
-                f"this CRM account already has {limit} calls in progress; retry shortly",
-                retry_after=RETRY_AFTER_SECONDS,
-            ),
-        )
+        self._crm_capacity = crm_capacity
         self._lease_ms = int(lease_seconds * 1000)
         self._settle_seconds = create_settle_seconds
         # Keyed by a digest's thread and day (AddMessageLog) or its id (UpdateMessageLog).
@@ -77,8 +70,13 @@ class DigestLogger:
         call = _crm_call(request, deadline)
         adapter.validate(call)
         request = replace(request, account=adapter.account_key(call))
-        with self._account_calls.hold(f"{request.crm}\x1f{request.account}"):
+        # Every CRM request of this call, and of the write it may leave running, waits for a slot
+        # of the account's budget (service.limits); the call itself is never refused for it.
+        account = current_account.set(self._crm_capacity.of(request.crm, request.account))
+        try:
             return await self._log(request, adapter, deadline)
+        finally:
+            current_account.reset(account)
 
     async def _log(self, request: LogRequest, adapter: HttpCrmAdapter, deadline: float) -> LogResult:
         owner = secrets.token_hex(16)

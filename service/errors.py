@@ -8,8 +8,7 @@ MessageLogError                       base: grpc_code, reason, retryable
 ├── CallerUnauthenticated             UNAUTHENTICATED      CALLER_UNAUTHENTICATED
 ├── CallerNotAllowed                  PERMISSION_DENIED    CALLER_NOT_ALLOWED
 ├── RequestTooLarge                   RESOURCE_EXHAUSTED   REQUEST_TOO_LARGE
-├── CallerOverloaded                  RESOURCE_EXHAUSTED   CALLER_CONCURRENCY_LIMIT
-├── AccountOverloaded                 RESOURCE_EXHAUSTED   ACCOUNT_CONCURRENCY_LIMIT
+├── PendingWorkExhausted              RESOURCE_EXHAUSTED   PENDING_WORK_LIMIT (retry_after)
 ├── CrmNotConfigured                  FAILED_PRECONDITION  CRM_NOT_CONFIGURED
 ├── LogNotFound                       NOT_FOUND            LOG_NOT_FOUND
 ├── DigestBusy                        UNAVAILABLE          DIGEST_BUSY
@@ -106,17 +105,11 @@ class RequestTooLarge(MessageLogError):
     reason = "REQUEST_TOO_LARGE"
 
 
-class CallerOverloaded(MessageLogError):
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    reason = "CALLER_CONCURRENCY_LIMIT"
-    retryable = True
-
-
-class AccountOverloaded(MessageLogError):
-    """Too many calls for one CRM account at once: more would only queue at its rate limit."""
+class PendingWorkExhausted(MessageLogError):
+    """The server's memory budget for calls in progress is spent: one more would risk the process."""
 
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    reason = "ACCOUNT_CONCURRENCY_LIMIT"
+    reason = "PENDING_WORK_LIMIT"
     retryable = True
 
 

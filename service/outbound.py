@@ -28,6 +28,7 @@ import httpx
 
 from service.aiohttp_transport import AiohttpTransport
 from service.errors import CrmBadResponse, HostNotAllowed
+from service.limits import current_account
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 # Metadata services answer on these; they are link-local or unique-local already, named so the
@@ -75,6 +76,27 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self._max_bytes = max_response_bytes
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        account = current_account.get()
+        if account is None:
+            return await self._send(request)
+        # The wait for the account's CRM capacity comes out of the request's own time budget, which
+        # the adapter bounded by the call's deadline.
+        timeouts: dict[str, float | None] = dict(request.extensions.get("timeout", {}))
+        budget = timeouts.get("read")
+        try:
+            async with account.slot(budget) as waited:
+                if waited:
+                    left = {k: None if v is None else max(v - waited, 0.001) for k, v in timeouts.items()}
+                    request.extensions = {**request.extensions, "timeout": left}
+                return await self._send(request)
+        except TimeoutError:
+            # Nothing reached the CRM: a connect timeout is what the adapters take as safe to retry.
+            raise httpx.ConnectTimeout(
+                "no capacity of this CRM account's budget was free within the call's deadline",
+                request=request,
+            ) from None
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
         budget = request.extensions.get("timeout", {}).get("read")
         deadline = None if budget is None else asyncio.get_running_loop().time() + budget
         if origin(request.url) not in self._trusted:

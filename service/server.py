@@ -29,6 +29,7 @@ from service.config import Settings, SettingsError
 from service.digest import DigestLogger
 from service.errors import StoreUnavailable
 from service.grpc_handlers import with_behavior
+from service.limits import CrmCapacity, budgets_from_env
 from service.outbound import http_client, origin
 from service.retention import purge_periodically
 from service.servicer import MessageLogServicer
@@ -200,6 +201,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
     credentials, tokens = _security(settings)
     try:
         trusted = _override_origins(settings)
+        budgets = budgets_from_env(settings.environ, NAMES)
     except SettingsError as exc:
         raise StartupError(str(exc)) from None
     store = await _open_store(settings)
@@ -210,7 +212,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             store,
             lease_seconds=settings.digest_lease_seconds,
             create_settle_seconds=settings.create_settle_seconds,
-            max_calls_per_account=settings.max_calls_per_account,
+            crm_capacity=CrmCapacity(budgets),
         )
         server = grpc.aio.server(
             # Metrics first, so calls the others refuse are counted too.
