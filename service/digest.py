@@ -51,6 +51,9 @@ _POLL_MAX_SECONDS = 0.25
 class LogResult:
     log_id: str
     outcome: Outcome
+    # ALREADY_LOGGED: the day of the record holding the message, which a message sent again with
+    # another time or time zone does not give.
+    local_date: str | None = None
 
 
 class DigestLogger:
@@ -251,7 +254,7 @@ class DigestLogger:
         if not message.owned:
             # An earlier call handed this message over and reports the write, so that exactly
             # one call per message says CREATED or APPENDED.
-            return LogResult(written.log_id, Outcome.ALREADY_LOGGED)
+            return LogResult(written.log_id, Outcome.ALREADY_LOGGED, message.local_date)
         return LogResult(written.log_id, Outcome.CREATED if written.via == "create" else Outcome.APPENDED)
 
     async def _write_record(self, writing: _Writing, digest: StoredDigest) -> _Written:
@@ -435,6 +438,6 @@ def _crm_call(request: LogRequest, deadline: float) -> CrmCall:
 def _finished(claimed: ClaimedMessage) -> LogResult:
     assert claimed.crm_log_id is not None  # a logged message is always in a written record
     if not claimed.owned:
-        return LogResult(claimed.crm_log_id, Outcome.ALREADY_LOGGED)
+        return LogResult(claimed.crm_log_id, Outcome.ALREADY_LOGGED, claimed.local_date)
     outcome = Outcome.CREATED if claimed.logged_via == "create" else Outcome.APPENDED
     return LogResult(claimed.crm_log_id, outcome)

@@ -3,7 +3,8 @@
 MessageLogError                       base: grpc_code, reason, retryable
 ├── InvalidRequest                    INVALID_ARGUMENT     INVALID_REQUEST (with field violations)
 │   ├── UnknownCrm                    INVALID_ARGUMENT     UNKNOWN_CRM
-│   └── HostNotAllowed                INVALID_ARGUMENT     CRM_HOST_NOT_ALLOWED
+│   ├── HostNotAllowed                INVALID_ARGUMENT     CRM_HOST_NOT_ALLOWED
+│   └── UndecodableRequest            INVALID_ARGUMENT     UNDECODABLE_REQUEST
 ├── CredentialsMissing                UNAUTHENTICATED      CRM_CREDENTIALS_MISSING
 ├── CallerUnauthenticated             UNAUTHENTICATED      CALLER_UNAUTHENTICATED
 ├── CallerNotAllowed                  PERMISSION_DENIED    CALLER_NOT_ALLOWED
@@ -81,6 +82,23 @@ class HostNotAllowed(InvalidRequest):
 
     def __init__(self, field: str, host: str, crm: str) -> None:
         super().__init__([FieldViolation(field, f"host {host!r} is not a {crm} host")])
+
+
+class UndecodableRequest(InvalidRequest):
+    """The request's bytes are not the method's message: not protobuf, or a string field that is
+    not UTF-8 (which protobuf requires of every string)."""
+
+    reason = "UNDECODABLE_REQUEST"
+
+    def __init__(self, message_type: str) -> None:
+        super().__init__(
+            [
+                FieldViolation(
+                    "request",
+                    f"not a valid {message_type}: not protobuf, or a string field is not UTF-8",
+                )
+            ]
+        )
 
 
 class CredentialsMissing(MessageLogError):

@@ -28,7 +28,7 @@ from service.auth import AuthInterceptor, Tokens, load_tokens, server_credential
 from service.config import Settings, SettingsError
 from service.digest import DigestLogger
 from service.errors import StoreUnavailable
-from service.grpc_handlers import with_behavior
+from service.grpc_handlers import RequestDecodingInterceptor, with_behavior
 from service.limits import CrmCapacity, budgets_from_env
 from service.outbound import http_client, origin
 from service.retention import purge_periodically
@@ -220,6 +220,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                 metrics.MetricsInterceptor(),
                 RequestContextInterceptor(),
                 AuthInterceptor(settings, tokens),
+                RequestDecodingInterceptor(SERVICE_NAME),
             ],
             # No SO_REUSEPORT: a second instance on a taken port must fail, not silently share it.
             options=[

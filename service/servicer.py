@@ -29,7 +29,9 @@ from service.errors import (
     CrmRateLimited,
     InvalidRequest,
     MessageLogError,
+    UndecodableRequest,
 )
+from service.grpc_handlers import Undecodable
 from service.model import LogRequest, Outcome
 from service.privacy import phone_for_log
 from service.validation import Request, parse_request
@@ -61,20 +63,20 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
         self._digests = digests
 
     async def AddMessageLog(  # noqa: N802 (gRPC method name)
-        self, request: service_pb.AddMessageLogRequest, context: grpc.aio.ServicerContext
+        self, request: service_pb.AddMessageLogRequest | Undecodable, context: grpc.aio.ServicerContext
     ) -> service_pb.AddMessageLogResponse:
         async def build(result: LogResult, parsed: LogRequest) -> service_pb.AddMessageLogResponse:
             return service_pb.AddMessageLogResponse(
                 log_id=result.log_id,
                 outcome=_OUTCOMES[result.outcome],
                 return_message=_return_message(result.outcome),
-                local_date=parsed.local_date.isoformat(),
+                local_date=result.local_date or parsed.local_date.isoformat(),
             )
 
         return await self._handle("AddMessageLog", request, context, build)
 
     async def UpdateMessageLog(  # noqa: N802 (gRPC method name)
-        self, request: service_pb.UpdateMessageLogRequest, context: grpc.aio.ServicerContext
+        self, request: service_pb.UpdateMessageLogRequest | Undecodable, context: grpc.aio.ServicerContext
     ) -> service_pb.UpdateMessageLogResponse:
         async def build(result: LogResult, _parsed: LogRequest) -> service_pb.UpdateMessageLogResponse:
             return service_pb.UpdateMessageLogResponse(
@@ -88,23 +90,28 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
     async def _handle(
         self,
         method: str,
-        request: Request,
+        request: Request | Undecodable,
         context: grpc.aio.ServicerContext,
         build: Callable[[LogResult, LogRequest], Awaitable[ResponseT]],
     ) -> ResponseT:
         started = time.perf_counter()
         stats = CrmCallStats()
         token = crm_call_stats.set(stats)
-        fields: dict[str, object] = {
-            "method": method,
-            "crm": request.crm[:32],
-            "message_id": request.message.id[:64],
-            "contact_phone": phone_for_log(request.contact.phone_number, self._settings.log_phone_numbers),
-        }
+        fields: dict[str, object] = {"method": method}
+        crm = ""
+        if not isinstance(request, Undecodable):
+            crm = request.crm[:32]
+            fields.update(
+                crm=crm,
+                message_id=request.message.id[:64],
+                contact_phone=phone_for_log(request.contact.phone_number, self._settings.log_phone_numbers),
+            )
         caller = current_caller.get()
         if caller is not None:
             fields["caller"] = caller.name
         try:
+            if isinstance(request, Undecodable):
+                raise UndecodableRequest(f"{method}Request")
             _check_caller_may_use(caller, request.crm.strip().lower())
             parsed = parse_request(request, authorization=_authorization(context), known_crms=NAMES)
             adapter = self._registry.get(parsed.crm)
@@ -118,7 +125,7 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
             return await build(result, parsed)
         except MessageLogError as exc:
             fields.update(status=exc.grpc_code.name, reason=exc.reason)
-            await context.abort(exc.grpc_code, exc.message, error_metadata(exc, request.crm))
+            await context.abort(exc.grpc_code, exc.message, error_metadata(exc, crm))
             raise AssertionError("abort returned") from exc  # pragma: no cover
         except Exception as exc:
             # A defect, not a caller's error: log where it happened, never the exception's text,
@@ -130,9 +137,7 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
                 where="".join(traceback.format_tb(exc.__traceback__)[-3:]),
             )
             internal = MessageLogError("internal error; the message was not logged")
-            await context.abort(
-                grpc.StatusCode.INTERNAL, internal.message, error_metadata(internal, request.crm)
-            )
+            await context.abort(grpc.StatusCode.INTERNAL, internal.message, error_metadata(internal, crm))
             raise AssertionError("abort returned") from exc  # pragma: no cover
         finally:
             crm_call_stats.reset(token)

@@ -48,6 +48,8 @@ class ClaimedMessage:
     state: MessageState
     logged_via: str | None
     owned: bool
+    # The day of the digest that holds it, when it was there before this call (YYYY-MM-DD).
+    local_date: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ _NEW_MESSAGE = (
     " VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) ON CONFLICT (scope, message_id) DO NOTHING"
 )
 _FIND_MESSAGE = (
-    "SELECT m.digest_id, m.state, m.logged_via, m.owner, d.crm_log_id FROM messages m"
+    "SELECT m.digest_id, m.state, m.logged_via, m.owner, d.crm_log_id, d.local_date FROM messages m"
     " JOIN digests d ON d.id = m.digest_id WHERE m.scope = $1 AND m.message_id = $2"
 )
 _TAKE_LEASE = (
@@ -431,8 +433,10 @@ async def _message(tx: Transaction, scope: str, message_id: str, owner: str) -> 
     row = await tx.fetch_one(_FIND_MESSAGE, scope, message_id)
     if row is None:
         return None
-    digest_id, state, logged_via, filed_by, crm_log_id = row
-    return ClaimedMessage(digest_id, crm_log_id, MessageState(state), logged_via, owned=filed_by == owner)
+    digest_id, state, logged_via, filed_by, crm_log_id, local_date = row
+    return ClaimedMessage(
+        digest_id, crm_log_id, MessageState(state), logged_via, owned=filed_by == owner, local_date=local_date
+    )
 
 
 async def _try_lease(tx: Transaction, digest_id: int, owner: str, ttl_ms: int) -> Row | None:
