@@ -132,7 +132,8 @@ def scenarios(scale: float) -> list[Scenario]:
             "a history sync: 1,000 messages of one company from one caller, 200 in flight,"
             " 25 conversations, CRM latency 100 ms, the fake at the lowest OAuth plan's burst limit",
             messages=max(100, int(1000 * scale)),
-            conversations=25,
+            # 40 messages per conversation, as in the full run, whatever the scale.
+            conversations=max(2, int(25 * scale)),
             accounts=1,
             concurrency=200,
             order="conversation",
