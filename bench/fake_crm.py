@@ -37,7 +37,8 @@ class CountingPipedrive(FakePipedrive):
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         if not token.startswith("pd-token"):
             return super().authorize(request)
-        self.tokens.add(token)
+        # Each token is its own company, numbered by the order tokens are first seen.
+        self.companies.setdefault(token, 7001 + len(self.companies))
         self._window_start, self._window_count = self._windows.get(token, (time.monotonic(), 0))
         try:
             return super().authorize(request)
@@ -52,6 +53,7 @@ class CountingPipedrive(FakePipedrive):
             return FakeResponse(204)
         answer = await super().handle(request)
         self.requests.clear()
+        self.identity_lookups.clear()
         self.counts[f"{request.method} {_ID.sub('/{id}', request.path)}"] += 1
         if isinstance(answer, FakeResponse) and answer.status == 429:
             self.counts["rate_limited"] += 1

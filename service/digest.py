@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from service.adapters.base import Created, CrmCall, HttpCrmAdapter
+from service.adapters.base import CrmCall, HttpCrmAdapter
 from service.errors import (
     CrmError,
     CrmRecordChanged,
@@ -72,14 +72,19 @@ class DigestLogger:
         """Logs request's message; deadline is a time.monotonic() value."""
         call = _crm_call(request, deadline)
         adapter.validate(call)
-        request = replace(request, account=adapter.account_key(call))
+        # Whose account this is, as the CRM says, before anything is filed or read: a credential
+        # the CRM refuses raises here, having filed, held and learned nothing.
+        account = await adapter.verify_account(call)
+        request = replace(request, account=account.key)
+        if not request.user.name and account.user_name:
+            request = replace(request, user=replace(request.user, name=account.user_name))
         # Every CRM request of this call, and of the write it may leave running, waits for a slot
         # of the account's budget (service.limits); the call itself is never refused for it.
-        account = current_account.set(self._crm_capacity.of(request.crm, request.account))
+        capacity = current_account.set(self._crm_capacity.of(request.crm, request.account))
         try:
             return await self._log(request, adapter, deadline)
         finally:
-            current_account.reset(account)
+            current_account.reset(capacity)
 
     async def _log(self, request: LogRequest, adapter: HttpCrmAdapter, deadline: float) -> LogResult:
         owner = secrets.token_hex(16)
@@ -288,7 +293,7 @@ class DigestLogger:
                 # Reloaded so the refused write counts among those sent: refused only when
                 # repeated after a lost answer, it may have landed, and its text is ours, no edit.
                 digest = await self._store.load(digest.id)
-        current = await adapter.read_record(writing.call, log_id)
+        current = await adapter.read_record(writing.call, log_id) if adapter.reads_records else None
         if current is not None and _edited(digest, current.body):
             # A person edited the record: their text stays as they left it, ours goes after it.
             log.info("record_edit_kept", digest_id=digest.id, crm=crm)
@@ -312,10 +317,10 @@ class DigestLogger:
         await self._store.write_sent(digest.id, sent, digest.sent_fingerprints)
         adapter, call = writing.adapter, writing.call
         if version is None:
-            written_version = await adapter.update(call, log_id, record)
+            written = await adapter.update(call, log_id, record)
         else:
-            written_version = await adapter.update_unless_changed(call, log_id, record, version)
-        return _Written(log_id, "append", sent, written_version)
+            written = await adapter.update_unless_changed(call, log_id, record, version)
+        return _Written(log_id, "append", sent, written.version)
 
     def _start_renewing(self, turn: _Turn) -> None:
         turn.renewal = None
@@ -333,18 +338,17 @@ class DigestLogger:
         until it settled, or its process died, whose lease had to expire first.)"""
         record = writing.render(digest, whole=True)
         adapter, call = writing.adapter, writing.call
-        if digest.create_sent_ms is not None:
+        if digest.create_sent_ms is not None and adapter.finds_created:
             since = datetime.fromtimestamp(digest.create_sent_ms / 1000, UTC)
             found = await adapter.find_created(call, ref_marker(digest.ref), since)
             log.info("create_reconciled", digest_id=digest.id, found=found is not None)
             if found is not None:
                 sent = fingerprint(record.body)
                 await self._store.write_sent(digest.id, sent, digest.sent_fingerprints)
-                return _Written(found, "create", sent, await adapter.update(call, found, record))
+                updated = await adapter.update(call, found, record)
+                return _Written(found, "create", sent, updated.version)
         await self._store.create_sent(digest.id)
         created = await adapter.create(call, record)
-        if not isinstance(created, Created):
-            created = Created(created, version=None)
         return _Written(created.log_id, "create", fingerprint(record.body), created.version)
 
 
@@ -432,6 +436,7 @@ def _crm_call(request: LogRequest, deadline: float) -> CrmCall:
         authorization=request.authorization,
         extras=request.additional_submission,
         deadline=deadline,
+        account=request.account,
     )
 
 

@@ -166,8 +166,7 @@ class CrmError(MessageLogError):
 
     maybe_applied: the request may have taken effect in the CRM (it was sent and no clear answer
     came back). in_flight: no reply came at all (a timeout, a dropped connection), so the CRM may
-    still apply the request later, after newer writes. ambiguous: set by the adapter base when a
-    maybe-applied request was not one that is safe to repeat.
+    still apply the request later, after newer writes.
     """
 
     def __init__(
@@ -183,7 +182,6 @@ class CrmError(MessageLogError):
         self.http_status = http_status
         self.maybe_applied = self.retryable if maybe_applied is None else maybe_applied
         self.in_flight = in_flight
-        self.ambiguous = False
 
 
 class CrmAuthFailed(CrmError):

@@ -50,10 +50,13 @@ async def test_a_burst_for_one_account_is_logged_within_its_crm_concurrency_not_
     make_harness: Callable[..., Any],
 ) -> None:
     fake = ConcurrencyCountingPipedrive()
+    fake.add_company("globex-token", 7002)
     fake.reply_delay = 0.05
     async with make_harness(fake, AUTH, MESSAGELOG_CRM_PIPEDRIVE_CONCURRENT_REQUESTS="3") as h:
-        other = add_request("pipedrive", sms("other"), hostname="globex.pipedrive.com", user_name="A")
-        results = await asyncio.gather(*(h.add(r) for r in burst(40)), h.add(other))
+        other = add_request("pipedrive", sms("other"), user_name="A")
+        results = await asyncio.gather(
+            *(h.add(r) for r in burst(40)), h.add(other, auth="Bearer globex-token")
+        )
 
     assert [r.outcome for r in results] == [pb.LOG_OUTCOME_CREATED] * 41
     assert len(fake.activities) == 41

@@ -111,3 +111,19 @@ async def test_an_unreachable_crm_is_retried_then_unavailable(make_harness: Call
     assert status.code == grpc.StatusCode.UNAVAILABLE
     assert status.reason == "CRM_UNAVAILABLE"
     assert len([e for e in logs if e["event"] == "crm_call"]) == 4  # every attempt, nothing reached the CRM
+
+
+async def test_a_read_that_times_out_holds_nothing(make_harness: Callable[..., Any]) -> None:
+    fake = FakePipedrive()
+    async with make_harness(fake, AUTH, MESSAGELOG_CRM_TIMEOUT="0.5", MESSAGELOG_CRM_MAX_ATTEMPTS="1") as h:
+        first = await h.add(add_request("pipedrive", sms("m1", text="one")))
+        # The record read before an append never answers, so the append fails...
+        fake.inject(Fault(delay=1.0, status=500, method="GET", path_pattern=WRITES))
+        status = await h.add_error(add_request("pipedrive", sms("m2", "2026-11-20T16:00:00Z", "two")))
+        assert status.reason == "CRM_TIMEOUT"
+
+        # ...but nothing was written, so nothing has to settle: the next call writes at once.
+        second = await h.add(add_request("pipedrive", sms("m2", "2026-11-20T16:00:00Z", "two")))
+
+    assert second.outcome == pb.LOG_OUTCOME_APPENDED
+    assert "two" in fake.record_body(first.log_id)

@@ -50,9 +50,10 @@ async def test_three_sms_of_one_day_make_one_activity_with_one_create_and_two_ap
     calls = [(r.method, r.path) for r in fake_pipedrive(pipedrive).requests]
     assert calls.count(("POST", "/api/v2/activities")) == 1
     assert calls.count(("PATCH", f"/api/v2/activities/{activity['id']}")) == 2
-    # Lookups are cached per account: one activity-type list and one users/me for the whole day.
+    # Lookups are cached per account: one activity-type list and one users/me (the identity
+    # lookup, which also names the user) for the whole day.
     assert calls.count(("GET", "/v1/activityTypes")) == 1
-    assert calls.count(("GET", "/v1/users/me")) == 1
+    assert len(fake_pipedrive(pipedrive).identity_lookups) == 1
 
 
 async def test_concurrent_calls_for_one_conversation_day_make_one_record_holding_every_message(
@@ -241,9 +242,10 @@ async def test_health_reports_serving(pipedrive: Harness) -> None:
 
 
 async def test_the_same_ids_in_two_crm_accounts_are_kept_apart(pipedrive: Harness) -> None:
+    fake_pipedrive(pipedrive).add_company("globex-token", 7002)
     message = sms("m1", text="hello")
-    first = await pipedrive.add(add_request("pipedrive", message, hostname="acme.pipedrive.com"))
-    second = await pipedrive.add(add_request("pipedrive", message, hostname="globex.pipedrive.com"))
+    first = await pipedrive.add(add_request("pipedrive", message))
+    second = await pipedrive.add(add_request("pipedrive", message), auth="Bearer globex-token")
 
     assert first.outcome == second.outcome == pb.LOG_OUTCOME_CREATED
     assert first.log_id != second.log_id
@@ -274,5 +276,7 @@ async def test_an_accounts_first_record_makes_its_lookups_together(make_harness:
         created = await h.add(add_request("pipedrive", sms("m1")))
 
     assert created.outcome == pb.LOG_OUTCOME_CREATED
-    lookups = frozenset({"GET /v1/users/me", "GET /v1/activityTypes"})
-    assert any(lookups <= together for together in fake.together), fake.together
+    # users/me names the account first, alone: nothing is read or written for an unverified one.
+    assert fake.together[0] == frozenset({"GET /v1/users/me"})
+    # Then the create's lookups: the user's name came with the identity, so only the types remain.
+    assert fake.together[1] == frozenset({"GET /v1/activityTypes"})

@@ -1,7 +1,21 @@
-"""The shared base of every CRM adapter.
+"""The shared base of every CRM adapter, and the adapter contract.
 
-An adapter declares its CRM's facts (name, body format, allowed hosts) and implements create and
-update over `self.request`. Everything else lives here, once: the base URL (with the
+An adapter declares its CRM's facts (name, body format, allowed hosts) and what its API can do,
+and implements create and update over `self.request`. The declarations (Django's
+`BaseDatabaseFeatures` is the model) are read by the digest, which picks one append and one
+reconciliation strategy per adapter from them and never probes an adapter at run time:
+
+- `identity` (required): how the CRM names the account a credential belongs to. Every call is
+  verified with it (`verify_account`, cached under a keyed hash of the credential) before anything
+  is stored; the verified account, not the caller's claim, keys digests, dedupe, caches and limits.
+- `reads_records`: `read_record` returns the record as the CRM holds it, so a person's edit is
+  found before an append and kept.
+- `versions`: the CRM writes conditionally (an etag and the header that names it); an append is
+  then one write that the CRM refuses if anyone changed the record. Implies `reads_records`.
+- `finds_created`: `find_created` finds a record made by a create whose reply was lost, by the
+  digest's reference, so it is not created twice.
+
+Both writes return `Written`. Everything else lives here, once: the base URL (with the
 MESSAGELOG_CRM_<NAME>_BASE_URL override), the host allow-list, the auth header, timeouts bounded
 by the caller's deadline, mapping HTTP failures to typed errors, and one log line per CRM call
 that never includes headers or bodies. Adapters know nothing of digests or gRPC.
@@ -11,8 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
+import hmac
 import random
 import re
+import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
@@ -52,6 +69,13 @@ V = TypeVar("V")
 
 # How long per-account lookups (user names, activity types, sheet layouts) are trusted.
 LOOKUP_TTL_SECONDS = 3600.0
+# How long the CRM's word on whose account a credential belongs to is trusted. Writes still send
+# the credential, so a credential revoked meanwhile is refused by the CRM at the next write; the
+# window bounds only what a revoked credential can be answered without a CRM call.
+ACCOUNT_TTL_SECONDS = 900.0
+# The key of the in-process hash under which verified credentials are remembered: the cache never
+# holds a credential, and its keys are worthless outside this process.
+_CREDENTIAL_KEY = secrets.token_bytes(32)
 # An epoch timestamp in a reset header rather than a number of seconds (Clio sends one, Pipedrive the other).
 _EPOCH_THRESHOLD = 1_000_000_000
 
@@ -78,6 +102,28 @@ class UserLookup:
 
 
 @dataclass(frozen=True)
+class AccountLookup:
+    """How a CRM names the account a credential belongs to: a GET path and its query, where the
+    account's id is in the reply, and, where the same reply has it, the user's name (so one call
+    serves both the identity and the name shown in records)."""
+
+    path: str
+    account_at: tuple[str | int, ...]
+    params: Mapping[str, str] | None = None
+    name_at: tuple[str | int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedAccount:
+    """Whose account a credential belongs to, as the CRM said: `key` names it among all CRMs and
+    keys every piece of state kept for it; `user_name` is the credential's user, where the
+    identity reply told it."""
+
+    key: str
+    user_name: str | None = None
+
+
+@dataclass(frozen=True)
 class CrmCall:
     """Who an adapter acts for in one RPC, and until when."""
 
@@ -88,6 +134,8 @@ class CrmCall:
     deadline: float | None = None  # time.monotonic() value
     # The record version a conditional write expects (see HttpCrmAdapter.update_unless_changed).
     expected_version: str | None = None
+    # The account the CRM said the credential belongs to (VerifiedAccount.key); "" until verified.
+    account: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,11 +149,12 @@ class RecordVersions:
 
 
 @dataclass(frozen=True)
-class Created:
-    """A record a create made: its id, and its version where the CRM keeps versions."""
+class Written:
+    """What a create or an update left in the CRM: the record's id, and its version after the
+    write where the CRM keeps versions (see `versions`), else None."""
 
     log_id: str
-    version: str | None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,9 +224,35 @@ class HttpCrmAdapter(ABC):
     # The current user's name in the CRM, looked up once an hour per user when the caller sends
     # no user.name; None where the CRM offers no such lookup.
     user_lookup: ClassVar[UserLookup | None] = None
+    # How the CRM names the account of a credential (see the module docstring). Required: an
+    # adapter without one must override verify_account.
+    identity: ClassVar[AccountLookup | None] = None
+    # read_record returns the record as the CRM holds it.
+    reads_records: ClassVar[bool] = False
     # For CRMs whose records have versions and take conditional writes; then an append is one
     # write with the version we last wrote, and the record is read only when that write is refused.
     versions: ClassVar[RecordVersions | None] = None
+    # find_created finds a record a create made whose reply was lost.
+    finds_created: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Checks at import that an adapter's declarations and its methods agree, so the digest
+        can trust the declarations without probing."""
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "__abstractmethods__", None):
+            return
+        declared = {
+            "read_record": cls.reads_records,
+            "find_created": cls.finds_created,
+        }
+        for method, says in declared.items():
+            overridden = getattr(cls, method) is not getattr(HttpCrmAdapter, method)
+            if says != overridden:
+                raise TypeError(f"{cls.__name__}: {method} is {'missing' if says else 'undeclared'}")
+        if cls.versions is not None and not cls.reads_records:
+            raise TypeError(f"{cls.__name__}: a CRM with versions must read records (after a 412)")
+        if cls.identity is None and cls.verify_account is HttpCrmAdapter.verify_account:
+            raise TypeError(f"{cls.__name__}: declares no identity lookup")
 
     http: httpx.AsyncClient
     settings: CrmSettings
@@ -186,6 +261,7 @@ class HttpCrmAdapter(ABC):
     def __post_init__(self) -> None:
         self._host_res = tuple(re.compile(p) for p in self.host_patterns)
         self._user_names: TtlCache[tuple[str, str], str] = TtlCache(LOOKUP_TTL_SECONDS)
+        self._accounts: TtlCache[bytes, VerifiedAccount] = TtlCache(ACCOUNT_TTL_SECONDS)
 
     @property
     def host_field(self) -> str:
@@ -195,18 +271,16 @@ class HttpCrmAdapter(ABC):
         return "user.hostname"
 
     @abstractmethod
-    async def create(self, call: CrmCall, record: RenderedRecord) -> str | Created:
-        """Creates the CRM record and returns its id, or, where the CRM keeps versions, the id
-        and the version (see version_in)."""
+    async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
+        """Creates the CRM record."""
 
     @abstractmethod
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> str | None:
-        """Replaces the content of CRM record log_id with the record given; returns the record's
-        new version where the CRM keeps versions (see version_in), else None."""
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> Written:
+        """Replaces the content of CRM record log_id with the record given."""
 
     async def update_unless_changed(
         self, call: CrmCall, log_id: str, record: RenderedRecord, version: str
-    ) -> str | None:
+    ) -> Written:
         """update, applied only while the record is still at `version` (for CRMs with `versions`):
         raises CrmRecordChanged when the CRM holds a newer one."""
         return await self.update(replace(call, expected_version=version), log_id, record)
@@ -215,14 +289,13 @@ class HttpCrmAdapter(ABC):
         """Rejects a call this CRM cannot take before anything is stored or sent; adapters extend it."""
         self.base_url(call)
 
-    async def read_record(self, call: CrmCall, log_id: str) -> CurrentRecord | None:
-        """The record as the CRM holds it now, or None where the adapter cannot read it.
+    async def read_record(self, call: CrmCall, log_id: str) -> CurrentRecord:
+        """The record as the CRM holds it now (adapters that declare `reads_records`).
 
         Read before an append (for CRMs with `versions`, only when the record changed since we
-        wrote it), so a person's edit is found and kept rather than overwritten; adapters whose
-        CRM can return a record override this.
+        wrote it), so a person's edit is found and kept rather than overwritten.
         """
-        return None
+        raise NotImplementedError(f"{self.name} does not read records")
 
     def version_in(self, reply: Any) -> str | None:
         """The record's version in a CRM reply (for CRMs with `versions`), or None when it has none."""
@@ -240,24 +313,53 @@ class HttpCrmAdapter(ABC):
         return
 
     async def find_created(self, call: CrmCall, marker: str, since: datetime) -> str | None:
-        """The id of a record made since `since` whose content holds `marker`, or None.
+        """The id of a record made since `since` whose content holds `marker`, or None
+        (adapters that declare `finds_created`).
 
         Called before creating again after a create whose result is unknown (a timeout, a crash).
-        The base cannot search a CRM and answers None, so such a create is made again; adapters
-        whose CRM can list a contact's recent records override this.
         """
-        return None
+        raise NotImplementedError(f"{self.name} cannot find a record it created")
 
-    def account_key(self, call: CrmCall) -> str:
-        """Which CRM account a call writes to: its API root without scheme, as the CRM names it
-        (not the base URL override). Messages and digests are kept apart per account."""
-        if self.default_base_url is None and self.account_url_key is None:
-            return call.user.hostname
-        account = urlsplit(self.account_url(call))
-        return f"{account.hostname or ''}{account.path.rstrip('/')}"
+    async def verify_account(self, call: CrmCall) -> VerifiedAccount:
+        """Whose account the call's credential belongs to, as the CRM says (see `identity`).
+
+        Asked once per credential and account URL for ACCOUNT_TTL_SECONDS, remembered under a
+        keyed hash of both. A credential the CRM refuses raises CrmAuthFailed and is not
+        remembered, so it learns nothing and holds nothing.
+        """
+        digest = hmac.new(_CREDENTIAL_KEY, digestmod=hashlib.sha256)
+        for part in (self.name, self.base_url(call), call.authorization):
+            digest.update(part.encode())
+            digest.update(b"\x1f")
+        return await self._accounts.get_or_fetch(digest.digest(), lambda: self._look_up_account(call))
+
+    async def _look_up_account(self, call: CrmCall) -> VerifiedAccount:
+        lookup = self.identity
+        assert lookup is not None  # __init_subclass__: an adapter without one overrides verify_account
+        body = await self.request(
+            call, "GET", self.identity_path(call), params=lookup.params, operation="verify_account"
+        )
+        account = self.account_in(call, body)
+        name = None
+        if lookup.name_at is not None:
+            name = str(field_at(body, *lookup.name_at))
+        return VerifiedAccount(f"{self.name}:{account}", name)
+
+    def identity_path(self, call: CrmCall) -> str:
+        """The identity lookup's path; adapters whose path names a part of the account override it."""
+        assert self.identity is not None
+        return self.identity.path
+
+    def account_in(self, call: CrmCall, reply: Any) -> str:
+        """The account's id in the identity reply; adapters whose CRM also says which host or
+        instance the account lives at check it against the call's here (CrmAuthFailed if not)."""
+        assert self.identity is not None
+        return record_id(reply, *self.identity.account_at)
 
     async def user_display_name(self, call: CrmCall) -> str:
-        """The user's name as shown in records: the caller's, or the CRM's, looked up and cached."""
+        """The user's name as shown in records: the caller's, or the CRM's, looked up and cached
+        per verified account (where the identity reply names the user, the digest has already
+        put that name in the call)."""
         lookup = self.user_lookup
         if call.user.name or lookup is None:
             return call.user.name
@@ -268,7 +370,7 @@ class HttpCrmAdapter(ABC):
             )
             return str(field_at(body, *lookup.name_at))
 
-        return await self._user_names.get_or_fetch((self.account_key(call), call.user.id), fetch)
+        return await self._user_names.get_or_fetch((call.account, call.user.id), fetch)
 
     def account_url(self, call: CrmCall) -> str:
         """The CRM account's API root for this call."""
@@ -359,8 +461,7 @@ class HttpCrmAdapter(ABC):
         adapter says otherwise); no reply at all (a timeout, a dropped connection) only for reads,
         because an unanswered write may still be applied after a newer one.
         Retries back off exponentially with jitter and stop where the caller's deadline would
-        be missed. A failure after which a non-repeatable request may have taken effect is
-        raised with `ambiguous` set.
+        be missed.
         """
         if repeatable is None:
             repeatable = method != "POST"
@@ -371,7 +472,6 @@ class HttpCrmAdapter(ABC):
             except CrmError as exc:
                 delay = self._retry_delay(exc, attempt, repeatable, method in ("GET", "HEAD"), call)
                 if delay is None:
-                    exc.ambiguous = exc.maybe_applied and not repeatable
                     raise
             attempt += 1
             stats = crm_call_stats.get()
@@ -424,6 +524,8 @@ class HttpCrmAdapter(ABC):
         timeout = self._timeout(call)
         headers = self._call_headers(call)
         stats = crm_call_stats.get()
+        # Only an unanswered write can still change the record later; an unanswered read holds nothing.
+        writes = method not in ("GET", "HEAD")
         started = time.perf_counter()
         status = 0
         try:
@@ -445,12 +547,12 @@ class HttpCrmAdapter(ABC):
             ) from None
         except httpx.TimeoutException:
             raise CrmTimeout(
-                f"{self.name} did not answer {operation} within {timeout:.1f}s", in_flight=True
+                f"{self.name} did not answer {operation} within {timeout:.1f}s", in_flight=writes
             ) from None
         except httpx.HTTPError as exc:
             raise CrmUnavailable(
                 f"{self.name} dropped the connection during {operation} ({type(exc).__name__})",
-                in_flight=True,
+                in_flight=writes,
             ) from None
         finally:
             elapsed = time.perf_counter() - started

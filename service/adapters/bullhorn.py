@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from service.adapters.base import CrmCall, HttpCrmAdapter, record_id
+from service.adapters.base import AccountLookup, CrmCall, HttpCrmAdapter, Written, record_id
 from service.adapters.fields import numeric_id
 from service.errors import CrmError, CrmRateLimited, FieldViolation, InvalidRequest
 from service.render import BodyFormat, RenderedRecord
@@ -41,6 +41,8 @@ class BullhornAdapter(HttpCrmAdapter):
     body_format = BodyFormat.HTML
     host_patterns = (r"rest(-[a-z]+)?[0-9]*\.bullhornstaffing\.com",)
     account_url_key = _REST_URL_KEY
+    # The corporation the session belongs to (REST hosts are shared by corporations).
+    identity = AccountLookup("/settings/corporationId", account_at=("corporationId",))
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
@@ -53,7 +55,7 @@ class BullhornAdapter(HttpCrmAdapter):
     def auth_headers(self, call: CrmCall) -> dict[str, str]:
         return {"BhRestToken": call.authorization}
 
-    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+    async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
         payload = {
             "personReference": {"id": numeric_id("contact.id", call.contact.id, "Bullhorn")},
             **_note(call, record),
@@ -62,9 +64,9 @@ class BullhornAdapter(HttpCrmAdapter):
         body = await self.request(
             call, "PUT", "/entity/Note", json=payload, operation="create_note", repeatable=False
         )
-        return record_id(body, "changedEntityId")
+        return Written(record_id(body, "changedEntityId"))
 
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> Written:
         await self.request(
             call,
             "POST",
@@ -73,6 +75,7 @@ class BullhornAdapter(HttpCrmAdapter):
             operation="update_note",
             repeatable=True,
         )
+        return Written(log_id)
 
     def error_for(self, response: httpx.Response, operation: str) -> CrmError:
         error = super().error_for(response, operation)

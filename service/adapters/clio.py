@@ -22,12 +22,12 @@ from __future__ import annotations
 from typing import Any
 
 from service.adapters.base import (
-    Created,
+    AccountLookup,
     CrmCall,
     CurrentRecord,
     HttpCrmAdapter,
     RecordVersions,
-    UserLookup,
+    Written,
     field_at,
     record_id,
 )
@@ -41,8 +41,15 @@ class ClioAdapter(HttpCrmAdapter):
     body_format = BodyFormat.TEXT
     host_patterns = (r"((eu|ca|au)\.)?app\.clio\.com",)
     # Clio returns only id and etag unless the fields wanted are named.
-    user_lookup = UserLookup("/users/who_am_i.json", name_at=("data", "name"), params={"fields": "id,name"})
+    # who_am_i names the user and, with the fields asked for, the firm account it belongs to.
+    identity = AccountLookup(
+        "/users/who_am_i.json",
+        account_at=("data", "account", "id"),
+        params={"fields": "id,name,account{id}"},
+        name_at=("data", "name"),
+    )
     default_base_url = "https://{hostname}/api/v4"
+    reads_records = True
     versions = RecordVersions(at=("data", "etag"), header="IF-MATCH")
 
     def validate(self, call: CrmCall) -> None:
@@ -50,7 +57,7 @@ class ClioAdapter(HttpCrmAdapter):
         self._parties(call, inbound=True)
         self._matter(call)
 
-    async def create(self, call: CrmCall, record: RenderedRecord) -> Created:
+    async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
         payload: dict[str, Any] = {
             "type": "PhoneCommunication",
             "subject": record.subject,
@@ -63,9 +70,9 @@ class ClioAdapter(HttpCrmAdapter):
         body = await self.request(
             call, "POST", "/communications.json", json={"data": payload}, operation="create_communication"
         )
-        return Created(record_id(body, "data", "id"), self.version_in(body))
+        return Written(record_id(body, "data", "id"), self.version_in(body))
 
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> str | None:
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> Written:
         body = await self.request(
             call,
             "PATCH",
@@ -73,7 +80,7 @@ class ClioAdapter(HttpCrmAdapter):
             json={"data": {"subject": record.subject, "body": record.body}},
             operation="update_communication",
         )
-        return self.version_in(body)
+        return Written(log_id, self.version_in(body))
 
     async def read_record(self, call: CrmCall, log_id: str) -> CurrentRecord:
         body = await self.request(

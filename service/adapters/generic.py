@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from service.adapters.base import CrmCall, HttpCrmAdapter, record_id
+from service.adapters.base import CrmCall, HttpCrmAdapter, VerifiedAccount, Written, record_id
 from service.render import BodyFormat, RenderedRecord
 
 
@@ -26,13 +26,18 @@ class GenericAdapter(HttpCrmAdapter):
     body_format = BodyFormat.TEXT
     default_base_url = None
 
-    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+    async def verify_account(self, call: CrmCall) -> VerifiedAccount:
+        # The generic CRM is one service of the operator's, configured by its base URL: that is
+        # its one account. Its API has no identity call, so the credential is checked by its writes.
+        return VerifiedAccount(f"{self.name}:{self.base_url(call)}")
+
+    async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
         body = await self.request(
             call, "POST", "/activity", json=_document(call, record), operation="create_activity"
         )
-        return record_id(body, "id")
+        return Written(record_id(body, "id"))
 
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> Written:
         await self.request(
             call,
             "PUT",
@@ -40,6 +45,7 @@ class GenericAdapter(HttpCrmAdapter):
             json=_document(call, record),
             operation="update_activity",
         )
+        return Written(log_id)
 
 
 def _document(call: CrmCall, record: RenderedRecord) -> dict[str, Any]:

@@ -24,7 +24,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from service.adapters.base import LOOKUP_TTL_SECONDS, CrmCall, HttpCrmAdapter, TtlCache, field_at, record_id
+from service.adapters.base import (
+    LOOKUP_TTL_SECONDS,
+    AccountLookup,
+    CrmCall,
+    HttpCrmAdapter,
+    TtlCache,
+    Written,
+    field_at,
+    record_id,
+)
 from service.errors import CrmBadResponse, CrmRecordNotFound, FieldViolation, InvalidRequest
 from service.render import BodyFormat, RenderedRecord
 
@@ -45,16 +54,21 @@ class GoogleSheetsAdapter(HttpCrmAdapter):
     body_format = BodyFormat.TEXT
     host_patterns = (r"sheets\.googleapis\.com",)
     default_base_url = "https://sheets.googleapis.com/v4/spreadsheets"
+    # The spreadsheet the credential can open (record ids repeat across spreadsheets).
+    identity = AccountLookup("", account_at=("spreadsheetId",), params={"fields": "spreadsheetId"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._sheet_ids: TtlCache[str, int] = TtlCache(LOOKUP_TTL_SECONDS)
 
+    def identity_path(self, call: CrmCall) -> str:
+        return f"/{_spreadsheet(call)}"
+
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
         _spreadsheet(call)
 
-    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+    async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
         sheet_id = await self._sheet_id(call)
         row = {"sheetId": sheet_id, "dimension": "ROWS", "startIndex": 1, "endIndex": 2}
         requests = [
@@ -77,9 +91,11 @@ class GoogleSheetsAdapter(HttpCrmAdapter):
             json={"requests": requests},
             operation="insert_row",
         )
-        return record_id(body, "replies", 2, "createDeveloperMetadata", "developerMetadata", "metadataId")
+        return Written(
+            record_id(body, "replies", 2, "createDeveloperMetadata", "developerMetadata", "metadataId")
+        )
 
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> Written:
         if not log_id.isdigit():
             raise InvalidRequest([FieldViolation("log_id", "must be a messagelog row id (digits only)")])
         body = await self.request(
@@ -107,6 +123,7 @@ class GoogleSheetsAdapter(HttpCrmAdapter):
         )
         if not isinstance(body, dict) or not body.get("totalUpdatedRows"):
             raise CrmRecordNotFound("googlesheets has no row tagged with this record id", http_status=200)
+        return Written(log_id)
 
     async def _sheet_id(self, call: CrmCall) -> int:
         spreadsheet = _spreadsheet(call)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.adapters.base import CrmCall, HttpCrmAdapter, record_id
+from service.adapters.base import AccountLookup, CrmCall, HttpCrmAdapter, Written, record_id
 from service.adapters.fields import digits_id
 from service.render import BodyFormat, RenderedRecord
 
@@ -33,12 +33,14 @@ class HubspotAdapter(HttpCrmAdapter):
     body_format = BodyFormat.HTML
     host_patterns = (r"api\.hubapi\.com",)
     default_base_url = "https://api.hubapi.com"
+    # The portal (HubSpot account) the token belongs to; api.hubapi.com is every portal's host.
+    identity = AccountLookup("/account-info/v3/details", account_at=("portalId",))
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
         self._associations(call)
 
-    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+    async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
         properties = {
             "hs_communication_channel_type": "SMS",
             "hs_communication_logged_from": "CRM",
@@ -54,9 +56,9 @@ class HubspotAdapter(HttpCrmAdapter):
             json={"properties": properties, "associations": self._associations(call)},
             operation="create_communication",
         )
-        return record_id(body, "id")
+        return Written(record_id(body, "id"))
 
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> Written:
         await self.request(
             call,
             "PATCH",
@@ -64,6 +66,7 @@ class HubspotAdapter(HttpCrmAdapter):
             json={"properties": {"hs_communication_body": record.body}},
             operation="update_communication",
         )
+        return Written(log_id)
 
     @staticmethod
     def _associations(call: CrmCall) -> list[dict[str, Any]]:

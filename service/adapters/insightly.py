@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from service.adapters.base import CrmCall, HttpCrmAdapter, record_id
+from service.adapters.base import AccountLookup, CrmCall, HttpCrmAdapter, Written, record_id
 from service.adapters.fields import numeric_id
 from service.render import BodyFormat, RenderedRecord
 
@@ -28,12 +28,14 @@ class InsightlyAdapter(HttpCrmAdapter):
     body_format = BodyFormat.TEXT
     host_patterns = (r"api\.[a-z0-9]+\.insightly\.com",)
     default_base_url = "https://{hostname}/v3.1"
+    # The Insightly instance the API key belongs to (pod hosts are shared by instances).
+    identity = AccountLookup("/Instance", account_at=("INSTANCE_ID",))
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
         self._link(call)
 
-    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+    async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
         payload: dict[str, Any] = {
             "TITLE": record.subject,
             "DETAILS": record.body,
@@ -43,9 +45,9 @@ class InsightlyAdapter(HttpCrmAdapter):
             "LINKS": [self._link(call)],
         }
         body = await self.request(call, "POST", "/Events", json=payload, operation="create_event")
-        return record_id(body, "EVENT_ID")
+        return Written(record_id(body, "EVENT_ID"))
 
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> Written:
         payload = {
             "EVENT_ID": numeric_id("log_id", log_id, self.name),
             "TITLE": record.subject,
@@ -53,6 +55,7 @@ class InsightlyAdapter(HttpCrmAdapter):
             "END_DATE_UTC": _insightly_time(record.last_time),
         }
         await self.request(call, "PUT", "/Events", json=payload, operation="update_event")
+        return Written(log_id)
 
     def _link(self, call: CrmCall) -> dict[str, Any]:
         return {

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from service.adapters.base import CrmCall, HttpCrmAdapter
+from service.adapters.base import AccountLookup, CrmCall, HttpCrmAdapter, Written
 from service.adapters.fields import digits_id
 from service.errors import CrmBadResponse
 from service.render import BodyFormat, RenderedRecord
@@ -29,12 +29,18 @@ class NetSuiteAdapter(HttpCrmAdapter):
     body_format = BodyFormat.TEXT
     host_patterns = (r"[a-z0-9]+(-[a-z0-9]+)?\.suitetalk\.api\.netsuite\.com",)
     default_base_url = "https://{hostname}/services/rest/record/v1"
+    # NetSuite refuses a token at another account's host, so any authenticated read verifies
+    # it; the account is the host's account part.
+    identity = AccountLookup("/metadata-catalog/phonecall", account_at=())
+
+    def account_in(self, call: CrmCall, reply: Any) -> str:
+        return call.user.hostname.split(".", 1)[0].lower()
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
         _links(call)
 
-    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+    async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
         payload = {
             "title": record.subject,
             "message": record.body,
@@ -50,9 +56,9 @@ class NetSuiteAdapter(HttpCrmAdapter):
         new_id = urlsplit(location).path.rstrip("/").rpartition("/phonecall/")[2]
         if not new_id.isdigit():
             raise CrmBadResponse("netsuite answered create_phonecall without the new record in Location")
-        return new_id
+        return Written(new_id)
 
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> Written:
         await self.request(
             call,
             "PATCH",
@@ -60,6 +66,7 @@ class NetSuiteAdapter(HttpCrmAdapter):
             json={"title": record.subject, "message": record.body},
             operation="update_phonecall",
         )
+        return Written(log_id)
 
 
 def _links(call: CrmCall) -> dict[str, Any]:

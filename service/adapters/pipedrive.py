@@ -19,11 +19,12 @@ from typing import Any
 
 from service.adapters.base import (
     LOOKUP_TTL_SECONDS,
+    AccountLookup,
     CrmCall,
     CurrentRecord,
     HttpCrmAdapter,
     TtlCache,
-    UserLookup,
+    Written,
     field_at,
     record_id,
 )
@@ -35,7 +36,10 @@ class PipedriveAdapter(HttpCrmAdapter):
     name = "pipedrive"
     body_format = BodyFormat.HTML
     host_patterns = (r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.pipedrive\.com",)
-    user_lookup = UserLookup("/v1/users/me", name_at=("data", "name"))
+    # users/me names the company the token belongs to and the user, in one call.
+    identity = AccountLookup("/v1/users/me", account_at=("data", "company_id"), name_at=("data", "name"))
+    reads_records = True
+    finds_created = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -48,7 +52,7 @@ class PipedriveAdapter(HttpCrmAdapter):
             numeric_id("contact.organization.id", call.contact.organization_id, "Pipedrive")
         self._links(call)
 
-    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+    async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
         first = record.first_time
         payload: dict[str, Any] = {
             "subject": record.subject,
@@ -72,7 +76,7 @@ class PipedriveAdapter(HttpCrmAdapter):
         body = await self.request(
             call, "POST", "/api/v2/activities", json=payload, operation="create_activity"
         )
-        return record_id(body, "data", "id")
+        return Written(record_id(body, "data", "id"))
 
     async def prepare_create(self, call: CrmCall) -> None:
         await self._activity_type(call)
@@ -107,7 +111,7 @@ class PipedriveAdapter(HttpCrmAdapter):
                 return record_id(activity, "id")
         return None
 
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> Written:
         payload = {"subject": record.subject, "note": record.body, **self._links(call)}
         await self.request(
             call,
@@ -116,6 +120,7 @@ class PipedriveAdapter(HttpCrmAdapter):
             json=payload,
             operation="update_activity",
         )
+        return Written(log_id)
 
     async def _activity_type(self, call: CrmCall) -> str:
         async def fetch() -> str:
@@ -133,7 +138,7 @@ class PipedriveAdapter(HttpCrmAdapter):
                     return str(item["key_string"])
             return "call"
 
-        return await self._activity_types.get_or_fetch(call.user.hostname, fetch)
+        return await self._activity_types.get_or_fetch(call.account, fetch)
 
     @staticmethod
     def _links(call: CrmCall) -> dict[str, Any]:

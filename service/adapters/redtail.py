@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.adapters.base import CrmCall, HttpCrmAdapter, record_id
+from service.adapters.base import AccountLookup, CrmCall, HttpCrmAdapter, Written, record_id
 from service.adapters.fields import numeric_id, utc_iso
 from service.render import BodyFormat, RenderedRecord
 
@@ -29,12 +29,14 @@ class RedtailAdapter(HttpCrmAdapter):
     body_format = BodyFormat.HTML
     host_patterns = (r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+redtailtechnology\.com",)
     default_base_url = "https://{hostname}/api/public/v1"
+    # The database the user key belongs to (shared hosts serve many databases).
+    identity = AccountLookup("/authentication", account_at=("authenticated_user", "database_id"))
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
         numeric_id("contact.id", call.contact.id, self.name)
 
-    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+    async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
         payload: dict[str, Any] = {
             "subject": record.subject,
             "description": record.body,
@@ -47,9 +49,9 @@ class RedtailAdapter(HttpCrmAdapter):
             "linked_contacts": [{"contact_id": numeric_id("contact.id", call.contact.id, self.name)}],
         }
         body = await self.request(call, "POST", "/activities", json=payload, operation="create_activity")
-        return record_id(body, "activity", "id")
+        return Written(record_id(body, "activity", "id"))
 
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> Written:
         await self.request(
             call,
             "PATCH",
@@ -61,3 +63,4 @@ class RedtailAdapter(HttpCrmAdapter):
             },
             operation="update_activity",
         )
+        return Written(log_id)

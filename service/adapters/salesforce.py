@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from service.adapters.base import CrmCall, HttpCrmAdapter, record_id, retry_after
+from service.adapters.base import AccountLookup, CrmCall, HttpCrmAdapter, Written, record_id, retry_after
 from service.errors import CrmError, CrmRateLimited, FieldViolation, InvalidRequest
 from service.render import BodyFormat, RenderedRecord
 
@@ -46,13 +46,15 @@ class SalesforceAdapter(HttpCrmAdapter):
         r"[a-z0-9]([a-z0-9-]*[a-z0-9])?\.((sandbox|develop|scratch|demo|patch|trailblaze)\.)?my\.salesforce\.com",
     )
     account_url_key = _INSTANCE_URL
+    # The org the token belongs to, from the identity (OpenID Connect userinfo) endpoint.
+    identity = AccountLookup("/services/oauth2/userinfo", account_at=("organization_id",), name_at=("name",))
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
         _salesforce_id("contact.id", call.contact.id)
         self._what(call)
 
-    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+    async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
         task: dict[str, Any] = {
             **_content(record),
             "WhoId": _salesforce_id("contact.id", call.contact.id),
@@ -64,9 +66,9 @@ class SalesforceAdapter(HttpCrmAdapter):
         if call.user.id.startswith(_USER_PREFIX) and _ID.fullmatch(call.user.id):
             task["OwnerId"] = call.user.id
         body = await self.request(call, "POST", _TASKS, json=task, operation="create_task")
-        return record_id(body, "id")
+        return Written(record_id(body, "id"))
 
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> Written:
         await self.request(
             call,
             "PATCH",
@@ -74,6 +76,7 @@ class SalesforceAdapter(HttpCrmAdapter):
             json=_content(record),
             operation="update_task",
         )
+        return Written(log_id)
 
     def error_for(self, response: httpx.Response, operation: str) -> CrmError:
         if response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in _error_codes(response):

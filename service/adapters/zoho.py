@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.adapters.base import CrmCall, HttpCrmAdapter, field_at, record_id
+from service.adapters.base import AccountLookup, CrmCall, HttpCrmAdapter, Written, field_at, record_id
 from service.adapters.fields import digits_id
 from service.errors import CrmRejected
 from service.render import BodyFormat, RenderedRecord
@@ -30,12 +30,14 @@ class ZohoAdapter(HttpCrmAdapter):
     body_format = BodyFormat.TEXT
     host_patterns = (r"www\.zohoapis\.(com|eu|in|com\.au|jp|com\.cn|ca|sa)",)
     account_url_key = _API_DOMAIN
+    # The organization the token belongs to (www.zohoapis.* is shared by every organization).
+    identity = AccountLookup("/crm/v8/org", account_at=("org", 0, "id"))
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
         digits_id("contact.id", call.contact.id, "Zoho CRM")
 
-    async def create(self, call: CrmCall, record: RenderedRecord) -> str:
+    async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
         module = "Leads" if call.contact.type.strip().lower() in ("lead", "leads") else "Contacts"
         body = await self.request(
             call,
@@ -44,9 +46,9 @@ class ZohoAdapter(HttpCrmAdapter):
             json=_note(record),
             operation="create_note",
         )
-        return record_id(_outcome(body), "details", "id")
+        return Written(record_id(_outcome(body), "details", "id"))
 
-    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> None:
+    async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> Written:
         body = await self.request(
             call,
             "PUT",
@@ -55,6 +57,7 @@ class ZohoAdapter(HttpCrmAdapter):
             operation="update_note",
         )
         _outcome(body)
+        return Written(log_id)
 
 
 def _note(record: RenderedRecord) -> dict[str, Any]:

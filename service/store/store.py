@@ -5,7 +5,7 @@ to one digest are serialized by a lease row-update that works the same on SQLite
 so several server processes can share one PostgreSQL database.
 
 Each operation is written once, as a coroutine function of a transaction (service.store.database),
-in SQL that both databases read. The tables themselves are in service.store.schema.
+in SQL that both databases read. The tables are made by the migrations in migrations/versions/.
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ class CrmCase:
     # CRM write requests (not lookups) one create and one append cost.
     writes_per_create: int = 1
     writes_per_append: int = 1
+    # The HTTP method of the request that creates a record.
+    create_method: str = "POST"
 
     def __str__(self) -> str:
         return self.crm
@@ -50,6 +52,7 @@ CASES = [
         hostname="cls22.bullhornstaffing.com",
         html=True,
         extras={"noteActions": "SMS"},
+        create_method="PUT",
         user_info={"rest_url": "https://rest22.bullhornstaffing.com/rest-services/abc123/"},
     ),
     CrmCase(

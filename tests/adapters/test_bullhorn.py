@@ -137,7 +137,7 @@ async def test_a_rate_limit_without_retry_after_asks_for_the_documented_second(c
 
 async def test_the_fakes_own_rate_limit_is_reported_as_rate_limited(make_harness: Callable[..., Any]) -> None:
     async with make_harness(
-        FakeBullhorn(token=TOKEN, per_second_limit=1), TOKEN, MESSAGELOG_CRM_MAX_ATTEMPTS="1"
+        FakeBullhorn(token=TOKEN, per_second_limit=2), TOKEN, MESSAGELOG_CRM_MAX_ATTEMPTS="1"
     ) as crm:
         await crm.add(request(sms("m1")))
         status = await crm.add_error(request(sms("m2", "2026-11-20T15:05:00Z")))

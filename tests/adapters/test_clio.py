@@ -37,13 +37,12 @@ async def test_create_sends_one_phone_communication_and_an_append_one_patch(clio
     await clio.add(request(sms("m2", "2026-11-20T15:05:00Z", "second")))
     append_calls = clio.fake.requests[len(create_calls) :]
 
-    assert [(r.method, r.path) for r in create_calls] == [
-        ("GET", "/api/v4/users/who_am_i.json"),
-        ("POST", "/api/v4/communications.json"),
-    ]
-    assert create_calls[0].query == {"fields": "id,name"}
+    assert [(r.method, r.path) for r in create_calls] == [("POST", "/api/v4/communications.json")]
+    # One who_am_i names both the firm's account and the user shown in the record.
+    (identity,) = clio.fake.identity_lookups
+    assert identity.query == {"fields": "id,name,account{id}"}
     assert all(r.headers["authorization"] == AUTH for r in clio.fake.requests)
-    data = create_calls[1].body["data"]
+    data = create_calls[0].body["data"]
     assert {k: v for k, v in data.items() if k not in ("subject", "body")} == {
         "type": "PhoneCommunication",
         "date": "2026-11-20",
@@ -52,7 +51,7 @@ async def test_create_sends_one_phone_communication_and_an_append_one_patch(clio
         "receivers": [{"id": 1001, "type": "User"}],
         "matter": {"id": 9001},
     }
-    # The user's name is looked up once per account, not per message.
+    # The account and the user's name are looked up once per credential, not per message.
     assert [(r.method, r.path) for r in append_calls] == [
         ("PATCH", f"/api/v4/communications/{created.log_id}.json")
     ]
@@ -69,7 +68,7 @@ async def test_an_outbound_fax_is_sent_by_the_user_to_the_contact(clio: Harness)
     (create,) = clio.fake.calls("POST")
     assert create.body["data"]["senders"] == [{"id": 1001, "type": "User"}]
     assert create.body["data"]["receivers"] == [{"id": 42, "type": "Contact"}]
-    assert clio.fake.calls("GET") == []  # user.name was given
+    assert clio.fake.calls("GET") == []  # user.name was given: only the identity lookup read
 
 
 async def test_a_voicemail_is_sent_by_the_contact_to_the_user(clio: Harness) -> None:
@@ -121,7 +120,7 @@ async def test_ids_clio_cannot_take_are_refused_before_any_request(
 
 
 async def test_clio_rate_limit_headers_give_the_retry_delay(make_harness: Callable[..., Any]) -> None:
-    async with make_harness(FakeClio(limit_per_minute=1), AUTH) as clio:
+    async with make_harness(FakeClio(limit_per_minute=2), AUTH) as clio:
         await clio.add(request(sms("m1"), user_name="Al"))
 
         status = await clio.add_error(request(sms("m2", "2026-11-20T15:01:00Z"), user_name="Al"))

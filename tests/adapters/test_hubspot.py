@@ -81,7 +81,7 @@ async def test_a_non_numeric_contact_or_deal_id_is_refused_before_any_call(
 
 
 async def test_hubspots_own_rate_limit_is_unavailable_rate_limited(make_harness: Callable[..., Any]) -> None:
-    async with make_harness(FakeHubspot(per_interval=1), AUTH) as crm:
+    async with make_harness(FakeHubspot(per_interval=2), AUTH) as crm:
         await crm.add(hubspot_request("m1"))
         status = await crm.add_error(hubspot_request("m2"))
 

@@ -96,7 +96,7 @@ async def test_a_sandbox_account_host_is_accepted(crm: Harness) -> None:
 
 
 async def test_a_create_answered_without_location_is_a_bad_response(crm: Harness) -> None:
-    crm.fake.inject(Fault(status=204, path_pattern="/phonecall$"))
+    crm.fake.inject(Fault(status=204, method="POST", path_pattern="/phonecall$"))
 
     status = await crm.add_error(request(sms("m1")))
 

@@ -124,7 +124,7 @@ async def test_an_instance_url_off_the_allow_list_is_refused_before_any_call(
 
 
 async def test_the_org_api_limit_403_is_unavailable_rate_limited(make_harness: Callable[..., Any]) -> None:
-    async with make_harness(FakeSalesforce(daily_requests=1), AUTH) as crm:
+    async with make_harness(FakeSalesforce(daily_requests=2), AUTH) as crm:
         await crm.add(sf_request("m1"))
         status = await crm.add_error(sf_request("m2", at="2026-11-20T16:00:00Z"))
 

@@ -113,7 +113,7 @@ async def test_a_record_level_error_in_a_success_reply_is_a_rejection(
 
 
 async def test_exhausted_api_credits_are_unavailable_rate_limited(make_harness: Callable[..., Any]) -> None:
-    async with make_harness(FakeZoho(credits=1), AUTH) as crm:
+    async with make_harness(FakeZoho(credits=2), AUTH) as crm:
         await crm.add(zoho_request("m1"))
         status = await crm.add_error(zoho_request("m2"))
 

@@ -65,6 +65,20 @@ class Fault:
         return not (self.path_pattern and not re.search(self.path_pattern, request.path))
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A request the real CRM refuses, as its own source documents: the fake must refuse it too,
+    with `status` and the CRM's error body, whose message is found at `error_at`."""
+
+    method: str
+    path: str
+    body: Any
+    status: int
+    error_at: tuple[str | int, ...]
+    # Where the rule comes from: an official SDK file, docs page or spec.
+    source: str
+
+
 Route = tuple[str, re.Pattern[str], Callable[..., FakeResponse]]
 
 
@@ -73,8 +87,17 @@ class FakeCrm:
 
     name = "fake"
 
+    # The path (a regular expression) at which the CRM names the account of a credential (the
+    # adapter's `identity`). Those lookups are kept apart in `identity_lookups`, so `requests`
+    # holds the work a test is about, and a queued fault without a path pattern is meant for that
+    # work: it skips them. Random faults (`chaos`) reach them like any request.
+    identity_route: ClassVar[str] = ""
+    # Requests the real API refuses, each with its source; the contract suite sends every one.
+    documented_refusals: ClassVar[tuple[Refusal, ...]] = ()
+
     def __init__(self) -> None:
         self.requests: list[FakeRequest] = []
+        self.identity_lookups: list[FakeRequest] = []
         self.faults: list[Fault] = []
         # Draws a fault (or None) for every request no queued fault matched: random failure injection.
         self.chaos: Callable[[FakeRequest], Fault | None] | None = None
@@ -147,11 +170,17 @@ class FakeCrm:
     def rate_limit_headers(self) -> dict[str, str]:
         return {}
 
+    def is_identity_lookup(self, request: FakeRequest) -> bool:
+        return bool(self.identity_route) and re.fullmatch(self.identity_route, request.path) is not None
+
     async def handle(self, request: FakeRequest) -> FakeResponse | Fault:
-        self.requests.append(request)
+        identity = self.is_identity_lookup(request)
+        (self.identity_lookups if identity else self.requests).append(request)
         if self.reply_delay:
             await asyncio.sleep(self.reply_delay)
-        fault = next((f for f in self.faults if f.matches(request)), None)
+        fault = next(
+            (f for f in self.faults if f.matches(request) and not (identity and f.path_pattern is None)), None
+        )
         if fault is not None:
             self.faults.remove(fault)
         elif self.chaos is not None:

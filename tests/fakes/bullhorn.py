@@ -46,11 +46,14 @@ def _invalid(property_name: str, kind: str) -> FakeResponse:
 
 class FakeBullhorn(FakeCrm):
     name = "bullhorn"
+    identity_route = r"/rest-services/[^/]+/settings/corporationId"
 
     def __init__(
         self, *, token: str = "bh-rest-token", action_required: bool = False, per_second_limit: int = 50
     ) -> None:
         super().__init__()
+        # The account the fake's credential belongs to.
+        self.corporation_id = 22
         self.token = token
         self.action_required = action_required
         self.actions = {"SMS", "Voicemail", "Fax"}
@@ -62,6 +65,7 @@ class FakeBullhorn(FakeCrm):
         prefix = f"/rest-services/{CORP_TOKEN}/entity/Note"
         self.route("PUT", prefix, self._create)
         self.route("POST", prefix + r"/(\d+)", self._update)
+        self.route("GET", f"/rest-services/{CORP_TOKEN}/settings/corporationId", self._corporation)
 
     def authorize(self, request: FakeRequest) -> FakeResponse | None:
         token = request.headers.get("bhresttoken") or request.query.get("BhRestToken")
@@ -116,3 +120,7 @@ class FakeBullhorn(FakeCrm):
     record_store = "notes"
     body_path = ("comments",)
     write_path = r"/entity/Note"
+
+    def _corporation(self, request: FakeRequest) -> FakeResponse:
+        # GET settings/corporationId: the corporation of the session.
+        return FakeResponse(200, {"corporationId": self.corporation_id})

@@ -37,11 +37,12 @@ def _error(status: int, kind: str, message: str) -> FakeResponse:
 
 class FakeClio(FakeCrm):
     name = "clio"
+    identity_route = r"/api/v4/users/who_am_i\.json"
 
     def __init__(self, *, token: str = "clio-token", limit_per_minute: int = 50) -> None:
         super().__init__()
         self.token = token
-        self.user = {"id": 1001, "name": "Alice Agent", "email": "alice@example.com"}
+        self.user = {"id": 1001, "name": "Alice Agent", "email": "alice@example.com", "account": {"id": 5501}}
         self.contact_ids = {42}
         self.matter_ids = {9001}
         self.communications: dict[int, dict[str, Any]] = {}
@@ -80,7 +81,9 @@ class FakeClio(FakeCrm):
         return _error(404, "RecordNotFound", "The requested resource was not found")
 
     def _shown(self, record: dict[str, Any], request: FakeRequest) -> dict[str, Any]:
-        wanted = {"id", "etag", *filter(None, request.query.get("fields", "").split(","))}
+        # Nested fields are asked for as name{subfields}; the fake answers the whole nested value.
+        asked = request.query.get("fields", "").split(",")
+        wanted = {"id", "etag", *(f.split("{", 1)[0] for f in asked if f)}
         return {k: v for k, v in record.items() if k in wanted}
 
     def _who_am_i(self, request: FakeRequest) -> FakeResponse:

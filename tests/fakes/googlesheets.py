@@ -79,6 +79,10 @@ class FakeGoogleSheets(FakeCrm):
         self.route("POST", f"{root}:batchUpdate", self._batch_update)
         self.route("POST", f"{root}/values:batchUpdateByDataFilter", self._update_by_filter)
 
+    def is_identity_lookup(self, request: FakeRequest) -> bool:
+        # The spreadsheet asked for only its id: the adapter's identity lookup.
+        return request.method == "GET" and request.query.get("fields") == "spreadsheetId"
+
     def authorize(self, request: FakeRequest) -> FakeResponse | None:
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return _error(401, "Request had invalid authentication credentials.")
@@ -94,7 +98,10 @@ class FakeGoogleSheets(FakeCrm):
 
     def _get(self, request: FakeRequest) -> FakeResponse:
         sheets = [{"properties": {"sheetId": i, "title": t}} for i, (t, _) in self.book.sheets.items()]
-        return FakeResponse(200, {"sheets": sheets})
+        whole = {"spreadsheetId": SPREADSHEET_ID, "sheets": sheets}
+        # `fields` is a field mask: only the named top-level fields are answered.
+        wanted = [f.split(".", 1)[0] for f in request.query.get("fields", "").split(",") if f]
+        return FakeResponse(200, {k: v for k, v in whole.items() if not wanted or k in wanted})
 
     def _batch_update(self, request: FakeRequest) -> FakeResponse:
         book = copy.deepcopy(self.book)

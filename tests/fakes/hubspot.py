@@ -45,9 +45,12 @@ def _invalid(message: str) -> FakeResponse:
 
 class FakeHubspot(FakeCrm):
     name = "hubspot"
+    identity_route = r"/account-info/v3/details"
 
     def __init__(self, *, token: str = "hs-token", per_interval: int = 100) -> None:
         super().__init__()
+        # The account the fake's credential belongs to.
+        self.portal_id = 62515
         self.token = token
         self.per_interval = per_interval
         self.communications: dict[str, dict[str, Any]] = {}
@@ -55,6 +58,7 @@ class FakeHubspot(FakeCrm):
         self._next_id = 60_000
         self.route("POST", r"/crm/v3/objects/communications", self._create)
         self.route("PATCH", r"/crm/v3/objects/communications/(\d+)", self._patch)
+        self.route("GET", r"/account-info/v3/details", self._account_details)
 
     def authorize(self, request: FakeRequest) -> FakeResponse | None:
         if request.headers.get("authorization") != f"Bearer {self.token}":
@@ -151,6 +155,23 @@ class FakeHubspot(FakeCrm):
             return _invalid(problem)
         communication["properties"].update(body["properties"])
         return FakeResponse(200, _public(communication))
+
+    def _account_details(self, request: FakeRequest) -> FakeResponse:
+        # GET /account-info/v3/details names the portal (HubSpot account) of the token.
+        return FakeResponse(
+            200,
+            {
+                "portalId": self.portal_id,
+                "accountType": "STANDARD",
+                "timeZone": "US/Eastern",
+                "companyCurrency": "USD",
+                "additionalCurrencies": [],
+                "utcOffset": "-05:00",
+                "utcOffsetMilliseconds": -18000000,
+                "uiDomain": "app.hubspot.com",
+                "dataHostingLocation": "na1",
+            },
+        )
 
     record_store = "communications"
     body_path = ("properties", "hs_communication_body")

@@ -40,9 +40,12 @@ def _error(status: int, message: str) -> FakeResponse:
 
 class FakeInsightly(FakeCrm):
     name = "insightly"
+    identity_route = r"/v3\.1/Instance"
 
     def __init__(self, *, api_key: str = "insightly-key") -> None:
         super().__init__()
+        # The account the fake's credential belongs to.
+        self.instance_id = 3141
         self.api_key = api_key
         self.linkable = {("Contact", 42), ("Lead", 77)}
         self.events: dict[int, dict[str, Any]] = {}
@@ -52,6 +55,7 @@ class FakeInsightly(FakeCrm):
         self.route("PUT", r"/v3\.1/Events", self._update)
         self.route("GET", r"/v3\.1/Events/(\d+)", self._get)
         self.route("DELETE", r"/v3\.1/Events/(\d+)", self._delete)
+        self.route("GET", r"/v3\.1/Instance", self._instance)
 
     def authorize(self, request: FakeRequest) -> FakeResponse | None:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
@@ -126,6 +130,10 @@ class FakeInsightly(FakeCrm):
         if self.events.pop(int(event_id), None) is None:
             return _error(404, "Event not found.")
         return FakeResponse(202)
+
+    def _instance(self, request: FakeRequest) -> FakeResponse:
+        # GET /v3.1/Instance: the instance the API key belongs to.
+        return FakeResponse(200, {"INSTANCE_ID": self.instance_id, "INSTANCE_NAME": "Acme"})
 
     # What the contract suite reads back.
     record_store = "events"

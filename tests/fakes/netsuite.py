@@ -34,6 +34,7 @@ def _error(status: int, code: str, detail: str) -> FakeResponse:
 
 class FakeNetSuite(FakeCrm):
     name = "netsuite"
+    identity_route = r"/services/rest/record/v1/metadata-catalog/phonecall"
 
     def __init__(self, *, token: str = "ns-token", concurrency_limit: int = 5) -> None:
         super().__init__()
@@ -44,6 +45,7 @@ class FakeNetSuite(FakeCrm):
         self._next_id = 3000
         self.route("POST", f"{_ROOT}/phonecall", self._create)
         self.route("PATCH", rf"{_ROOT}/phonecall/(\d+)", self._patch)
+        self.route("GET", f"{_ROOT}/metadata-catalog/phonecall", self._metadata)
 
     async def handle(self, request: FakeRequest) -> FakeResponse | Fault:
         if self._in_flight >= self.concurrency_limit:
@@ -103,3 +105,7 @@ class FakeNetSuite(FakeCrm):
     record_store = "calls_made"
     body_path = ("message",)
     write_path = rf"^{_ROOT}/phonecall"
+
+    def _metadata(self, request: FakeRequest) -> FakeResponse:
+        # GET metadata-catalog/phonecall: any authenticated read proves the token is this account's.
+        return FakeResponse(200, {"name": "phonecall", "links": []})

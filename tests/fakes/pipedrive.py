@@ -57,19 +57,28 @@ def _error(status: int, message: str) -> FakeResponse:
 
 class FakePipedrive(FakeCrm):
     name = "pipedrive"
+    identity_route = r"/v1/users/me"
 
     def __init__(
         self, *, token: str = "pd-token", sms_type_active: bool = True, burst_limit: int = 80
     ) -> None:
         super().__init__()
-        self.tokens = {token}
-        self.user = {"id": 1001, "name": "Alice Agent", "email": "alice@example.com"}
+        # Each token belongs to one company; a company sees only its own activities.
+        self.companies: dict[str, int] = {token: 7001}
+        self.user = {
+            "id": 1001,
+            "name": "Alice Agent",
+            "email": "alice@example.com",
+            "company_id": 7001,
+            "company_domain": "acme",
+        }
         self.activity_types = [
             {"id": 1, "name": "Call", "key_string": "call", "active_flag": True},
             {"id": 2, "name": "Meeting", "key_string": "meeting", "active_flag": True},
             {"id": 9, "name": "SMS", "key_string": "sms", "active_flag": sms_type_active},
         ]
         self.activities: dict[int, dict[str, Any]] = {}
+        self._company_of: dict[int, int] = {}
         self.burst_limit = burst_limit
         self._window_start = time.monotonic()
         self._window_count = 0
@@ -84,7 +93,7 @@ class FakePipedrive(FakeCrm):
 
     def authorize(self, request: FakeRequest) -> FakeResponse | None:
         header = request.headers.get("authorization", "")
-        if not header.startswith("Bearer ") or header.removeprefix("Bearer ") not in self.tokens:
+        if not header.startswith("Bearer ") or header.removeprefix("Bearer ") not in self.companies:
             return _error(401, "unauthorized access")
         now = time.monotonic()
         if now - self._window_start >= 2:
@@ -108,8 +117,17 @@ class FakePipedrive(FakeCrm):
     def not_found(self, request: FakeRequest) -> FakeResponse:
         return _error(404, "Unknown method .")
 
+    def add_company(self, token: str, company_id: int) -> None:
+        """Another company's token: its users/me names that company, and it sees only its activities."""
+        self.companies[token] = company_id
+
+    def _company(self, request: FakeRequest) -> int:
+        return self.companies[request.headers["authorization"].removeprefix("Bearer ")]
+
     def _me(self, request: FakeRequest) -> FakeResponse:
-        return FakeResponse(200, {"success": True, "data": self.user})
+        return FakeResponse(
+            200, {"success": True, "data": {**self.user, "company_id": self._company(request)}}
+        )
 
     def _types(self, request: FakeRequest) -> FakeResponse:
         return FakeResponse(200, {"success": True, "data": self.activity_types})
@@ -138,16 +156,17 @@ class FakePipedrive(FakeCrm):
         self._next_id += 1
         activity = {"id": self._next_id, "done": False, **request.body, "update_time": _now_iso()}
         self.activities[self._next_id] = activity
+        self._company_of[self._next_id] = self._company(request)
         return FakeResponse(200, {"success": True, "data": activity})
 
     def _get(self, request: FakeRequest, activity_id: str) -> FakeResponse:
-        activity = self.activities.get(int(activity_id))
+        activity = self._own(request, activity_id)
         if activity is None:
             return _error(404, "Activity not found")
         return FakeResponse(200, {"success": True, "data": activity})
 
     def _patch(self, request: FakeRequest, activity_id: str) -> FakeResponse:
-        activity = self.activities.get(int(activity_id))
+        activity = self._own(request, activity_id)
         if activity is None:
             return _error(404, "Activity not found")
         problem = self._check(request.body)
@@ -156,13 +175,22 @@ class FakePipedrive(FakeCrm):
         activity.update(request.body, update_time=_now_iso())
         return FakeResponse(200, {"success": True, "data": activity})
 
+    def _own(self, request: FakeRequest, activity_id: str) -> dict[str, Any] | None:
+        """The activity, if it is the requesting token's company's (another's is not found)."""
+        key = int(activity_id)
+        if self._company_of.get(key, self._company(request)) != self._company(request):
+            return None
+        return self.activities.get(key)
+
     def _list(self, request: FakeRequest) -> FakeResponse:
         person = request.query.get("person_id")
         since = request.query.get("updated_since", "")
         found = [
             a
             for a in self.activities.values()
-            if (person is None or str(a.get("person_id")) == person) and a["update_time"] >= since
+            if self._company_of.get(a["id"]) == self._company(request)
+            and (person is None or str(a.get("person_id")) == person)
+            and a["update_time"] >= since
         ]
         limit = int(request.query.get("limit", "100"))
         return FakeResponse(
@@ -170,7 +198,7 @@ class FakePipedrive(FakeCrm):
         )
 
     def _delete(self, request: FakeRequest, activity_id: str) -> FakeResponse:
-        if self.activities.pop(int(activity_id), None) is None:
+        if self._own(request, activity_id) is None or self.activities.pop(int(activity_id), None) is None:
             return _error(404, "Activity not found")
         return FakeResponse(200, {"success": True, "data": {"id": int(activity_id)}})
 

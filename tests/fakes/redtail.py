@@ -38,9 +38,12 @@ def _error(status: int, message: str) -> FakeResponse:
 
 class FakeRedtail(FakeCrm):
     name = "redtail"
+    identity_route = r"/api/public/v1/authentication"
 
     def __init__(self, *, api_key: str = "rt-api-key", user_key: str = "rt-user-key") -> None:
         super().__init__()
+        # The account the fake's credential belongs to.
+        self.database_id = 1200
         self.header = "Userkeyauth " + base64.b64encode(f"{api_key}:{user_key}".encode()).decode()
         self.contact_ids = {42}
         self.activity_codes = {1, 2, 3}
@@ -50,6 +53,7 @@ class FakeRedtail(FakeCrm):
         self.route("GET", r"/api/public/v1/activities/(\d+)", self._get)
         self.route("PATCH", r"/api/public/v1/activities/(\d+)", self._patch)
         self.route("DELETE", r"/api/public/v1/activities/(\d+)", self._delete)
+        self.route("GET", r"/api/public/v1/authentication", self._authentication)
 
     def authorize(self, request: FakeRequest) -> FakeResponse | None:
         if request.headers.get("authorization") != self.header:
@@ -107,6 +111,12 @@ class FakeRedtail(FakeCrm):
         if self.activities.pop(int(activity_id), None) is None:
             return self.not_found(request)
         return FakeResponse(204)
+
+    def _authentication(self, request: FakeRequest) -> FakeResponse:
+        # GET /authentication: the user key's user and database (unverified: no official source).
+        return FakeResponse(
+            200, {"authenticated_user": {"user_id": 77, "database_id": self.database_id, "user_key": "x"}}
+        )
 
     # What the contract suite reads back.
     record_store = "activities"

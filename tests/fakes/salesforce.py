@@ -41,9 +41,12 @@ def _errors(status: int, code: str, message: str, fields: list[str] | None = Non
 
 class FakeSalesforce(FakeCrm):
     name = "salesforce"
+    identity_route = r"/services/oauth2/userinfo"
 
     def __init__(self, *, token: str = "sf-token", daily_requests: int = 15_000) -> None:
         super().__init__()
+        # The account the fake's credential belongs to.
+        self.org_id = "00DAk000001Acme"
         self.token = token
         self.daily_requests = daily_requests
         self.used_requests = 0
@@ -51,6 +54,7 @@ class FakeSalesforce(FakeCrm):
         self._next_id = 0
         self.route("POST", r"/services/data/v62\.0/sobjects/Task", self._create)
         self.route("PATCH", r"/services/data/v62\.0/sobjects/Task/([A-Za-z0-9]+)", self._update)
+        self.route("GET", r"/services/oauth2/userinfo", self._userinfo)
 
     def authorize(self, request: FakeRequest) -> FakeResponse | None:
         if request.headers.get("authorization") != f"Bearer {self.token}":
@@ -109,6 +113,18 @@ class FakeSalesforce(FakeCrm):
             return refusal
         self.tasks[task_id].update(request.body)
         return FakeResponse(204)
+
+    def _userinfo(self, request: FakeRequest) -> FakeResponse:
+        # GET /services/oauth2/userinfo: the user and org of the token (OpenID Connect).
+        return FakeResponse(
+            200,
+            {
+                "sub": f"https://login.salesforce.com/id/{self.org_id}/005Ak00000XyZ12IAB",
+                "user_id": "005Ak00000XyZ12IAB",
+                "organization_id": self.org_id,
+                "name": "Alice Agent",
+            },
+        )
 
     record_store = "tasks"
     body_path = ("Description",)

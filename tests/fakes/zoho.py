@@ -29,15 +29,19 @@ def _record_reply(status: int, code: str, message: str, details: dict[str, Any])
 
 class FakeZoho(FakeCrm):
     name = "zoho"
+    identity_route = r"/crm/v8/org"
 
     def __init__(self, *, token: str = "zoho-token", credits: int = 5000) -> None:
         super().__init__()
+        # The account the fake's credential belongs to.
+        self.org_id = "20071234"
         self.token = token
         self.credits = credits
         self.notes: dict[str, dict[str, Any]] = {}
         self._next_id = 5_725_767_000_000_400_000
         self.route("POST", r"/crm/v8/(Contacts|Leads)/(\d+)/Notes", self._create)
         self.route("PUT", r"/crm/v8/Notes/(\d+)", self._update)
+        self.route("GET", r"/crm/v8/org", self._org)
 
     def authorize(self, request: FakeRequest) -> FakeResponse | None:
         if request.headers.get("authorization") != f"Zoho-oauthtoken {self.token}":
@@ -89,6 +93,10 @@ class FakeZoho(FakeCrm):
             return note
         self.notes[note_id].update(note)
         return _record_reply(200, "SUCCESS", "record updated", _details(note_id))
+
+    def _org(self, request: FakeRequest) -> FakeResponse:
+        # GET /crm/v8/org: the organization of the token.
+        return FakeResponse(200, {"org": [{"id": self.org_id, "company_name": "Acme", "zgid": "7000"}]})
 
     record_store = "notes"
     body_path = ("Note_Content",)
