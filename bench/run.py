@@ -552,7 +552,7 @@ def targets(results: list[Result], ceiling: dict[str, Any] | None) -> list[str]:
         refused = sum(one.load["errors"].values())
         row(
             f"burst of one account from one caller ({one.scenario.messages:,} messages,"
-            f" {one.scenario.concurrency} in flight, {_settings(one.scenario)} settings changed):"
+            f" {one.scenario.concurrency} in flight; settings changed: {_settings(one.scenario)}):"
             " 0 refused, <= 0.1 CRM calls per message",
             f"{refused} refused ({_errors(one)}); {one.calls_per_message:.3f} CRM calls per message;"
             f" {one.crm.get('rate_limited', 0)} answered 429 by the fake",
