@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import secrets
@@ -189,9 +190,14 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+_STORE_KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESSAGELOG_")}
     env["PYTHONPATH"] = str(ROOT)
+    # Message text is sealed at rest; a PostgreSQL store needs the key given (service/store/sealing.py).
+    env["MESSAGELOG_STORE_KEY"] = _STORE_KEY
     env.update(extra)
     return env
 

@@ -3,8 +3,10 @@
 With MESSAGELOG_TLS_CLIENT_CA_FILE, TLS itself refuses callers without a certificate from that
 CA, and a caller is known by its certificate subject. With MESSAGELOG_AUTH_TOKENS_FILE, a caller
 sends `authorization: Bearer <token>`; the file holds only SHA-256 hashes, so reading it does not
-hand out tokens, and every hash is compared in constant time. Health and reflection stay open,
-so load balancers and grpcurl work without credentials.
+hand out tokens, and every hash is compared in constant time. Health Check and reflection stay
+open, so probes, load balancers and grpcurl work without credentials. Health Watch does not: a
+stream is held as long as its caller likes, so it needs the caller's identity like any RPC, and
+at most MESSAGELOG_MAX_HEALTH_WATCHES are open at once (9,000 idle anonymous streams held 291 MB).
 """
 
 from __future__ import annotations
@@ -23,14 +25,20 @@ import structlog
 
 from service.caller import Caller, current_caller
 from service.config import Settings, SettingsError
-from service.errors import CallerUnauthenticated, PendingWorkExhausted
+from service.errors import (
+    CallerUnauthenticated,
+    HealthWatchesExhausted,
+    MessageLogError,
+    PendingWorkExhausted,
+)
 from service.grpc_handlers import with_behavior
-from service.limits import PendingWork
+from service.limits import RETRY_AFTER_SECONDS, PendingWork
 from service.servicer import error_metadata
 
 log = structlog.get_logger("messagelog.rpc")
 
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/")
+HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
 AUTHORIZATION_METADATA = "authorization"
 _TOKEN_LINE = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})\s+(\S.{0,127})$")
 # The subject as gRPC reports it in the TLS auth context (RFC 2253, e.g. "CN=billing,O=Acme").
@@ -107,6 +115,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._tokens = tokens
         self._mutual_tls = bool(settings.tls_client_ca_file)
         self._pending = PendingWork(settings.max_pending_bytes)
+        self._watches = 0
 
     async def intercept_service(
         self,
@@ -115,6 +124,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler:
         method: str = handler_call_details.method
         handler = await continuation(handler_call_details)
+        if handler is not None and method == HEALTH_WATCH:
+            return self._guarded_watch(handler, handler_call_details.invocation_metadata or ())
         if handler is None or method.startswith(OPEN_SERVICES):
             return handler
         if handler.unary_unary is None:
@@ -148,6 +159,33 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 raise AssertionError("abort returned") from exc  # pragma: no cover
 
         return with_behavior(handler, behavior)
+
+    def _guarded_watch(self, handler: grpc.RpcMethodHandler, metadata: Any) -> grpc.RpcMethodHandler:
+        """Health Watch, for identified callers only (when callers authenticate) and within the cap."""
+        inner = handler.unary_stream
+        limit = self._settings.max_health_watches
+
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> None:
+            try:
+                self._identify(context, metadata)
+                if self._watches >= limit:
+                    raise HealthWatchesExhausted(
+                        f"{limit} health watches are open; use Check, or retry shortly",
+                        retry_after=RETRY_AFTER_SECONDS,
+                    )
+            except MessageLogError as exc:
+                await context.abort(exc.grpc_code, exc.message, error_metadata(exc, ""))
+            self._watches += 1
+            try:
+                await inner(request, context)
+            finally:
+                self._watches -= 1
+
+        return grpc.unary_stream_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
     def _identify(self, context: grpc.aio.ServicerContext, metadata: Any) -> Caller | None:
         if self._mutual_tls:

@@ -71,6 +71,9 @@ class Settings:
     # Memory that calls in progress may hold (service.limits.PendingWork); past it calls are
     # RESOURCE_EXHAUSTED. 64 MiB is about 3,500 calls of typical size.
     max_pending_bytes: int = 64 * 1024 * 1024
+    # Health Watch streams open at once, all callers together; each holds a stream until its
+    # caller ends it. Beyond it, RESOURCE_EXHAUSTED. Check, which probes use, is not counted.
+    max_health_watches: int = 100
     log_phone_numbers: str = "masked"
     # The HTTP transport under the httpx API adapters use: "aiohttp" or "httpx" (httpcore).
     http_transport: str = "aiohttp"
@@ -107,6 +110,9 @@ class Settings:
             caller_crms=_caller_crms(env.get("MESSAGELOG_CALLER_CRMS", "")),
             max_pending_bytes=_int(
                 env, "MESSAGELOG_MAX_PENDING_BYTES", cls.max_pending_bytes, minimum=1024 * 1024, maximum=2**40
+            ),
+            max_health_watches=_int(
+                env, "MESSAGELOG_MAX_HEALTH_WATCHES", cls.max_health_watches, minimum=1, maximum=100_000
             ),
             log_phone_numbers=env.get("MESSAGELOG_LOG_PHONE_NUMBERS", cls.log_phone_numbers).lower(),
             http_transport=env.get("MESSAGELOG_HTTP_TRANSPORT", cls.http_transport).lower(),

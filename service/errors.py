@@ -10,6 +10,7 @@ MessageLogError                       base: grpc_code, reason, retryable
 ├── CallerNotAllowed                  PERMISSION_DENIED    CALLER_NOT_ALLOWED
 ├── RequestTooLarge                   RESOURCE_EXHAUSTED   REQUEST_TOO_LARGE
 ├── PendingWorkExhausted              RESOURCE_EXHAUSTED   PENDING_WORK_LIMIT (retry_after)
+├── HealthWatchesExhausted            RESOURCE_EXHAUSTED   HEALTH_WATCH_LIMIT
 ├── CrmNotConfigured                  FAILED_PRECONDITION  CRM_NOT_CONFIGURED
 ├── LogNotFound                       NOT_FOUND            LOG_NOT_FOUND
 ├── DigestBusy                        UNAVAILABLE          DIGEST_BUSY
@@ -128,6 +129,14 @@ class PendingWorkExhausted(MessageLogError):
 
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "PENDING_WORK_LIMIT"
+    retryable = True
+
+
+class HealthWatchesExhausted(MessageLogError):
+    """As many Health Watch streams are open as the service allows (MESSAGELOG_MAX_HEALTH_WATCHES)."""
+
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "HEALTH_WATCH_LIMIT"
     retryable = True
 
 

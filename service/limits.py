@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -149,25 +149,30 @@ class AccountCapacity:
         horizon = time.monotonic() - self.budget.window_seconds
         return not self._users and (not self._sent or self._sent[-1] < horizon)
 
-    @asynccontextmanager
-    async def slot(self, within: float | None) -> AsyncIterator[float]:
+    async def acquire(self, within: float | None) -> float:
         """Waits up to `within` seconds (None: as long as it takes) for a slot, TimeoutError past
-        it; yields the seconds waited."""
+        it (holding nothing); returns the seconds waited. A slot taken is given back by release()."""
         started = time.monotonic()
         deadline = None if within is None else asyncio.get_running_loop().time() + within
         self._users += 1
         try:
             async with asyncio.timeout_at(deadline):
                 await self._slots.acquire()
-            try:
-                if self.budget.requests is not None:
-                    async with asyncio.timeout_at(deadline):
-                        await self._take_rate(self.budget.requests)
-                yield time.monotonic() - started
-            finally:
-                self._slots.release()
-        finally:
+        except BaseException:
             self._users -= 1
+            raise
+        try:
+            if self.budget.requests is not None:
+                async with asyncio.timeout_at(deadline):
+                    await self._take_rate(self.budget.requests)
+        except BaseException:
+            self.release()
+            raise
+        return time.monotonic() - started
+
+    def release(self) -> None:
+        self._slots.release()
+        self._users -= 1
 
     async def _take_rate(self, requests: int) -> None:
         # One waiter at a time, in arrival order, so a later request cannot take a freed place.

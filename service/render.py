@@ -54,6 +54,7 @@ def _unreadable_characters() -> re.Pattern[str]:
 
 
 _UNREADABLE = _unreadable_characters()
+_LINE_BREAKS = str.maketrans(dict.fromkeys("\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029", "\n"))
 
 
 class BodyFormat(StrEnum):
@@ -108,10 +109,14 @@ def ref_marker(ref: str) -> str:
 
 def clean(text: str) -> str:
     """Drops characters that would garble what a person reads: controls (but newline and tab) and
-    bidirectional overrides, which can make a line display in an order other than it was written."""
-    if text.isprintable():  # then it holds no control or format character: most names and lines
+    bidirectional overrides, which can make a line display in an order other than it was written.
+    Every other line break (CR, NEL, the line and paragraph separators, vertical tab, form feed,
+    the file/group/record separators: those str.splitlines() honours) becomes a newline, so a
+    writer indents or breaks the line it starts like any other rather than let it pass for a
+    line of the record's own."""
+    if text.isprintable():  # then it holds no control, format or separator character: most text
         return text
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\r\n", "\n").translate(_LINE_BREAKS)
     return _UNREADABLE.sub("", text)
 
 

@@ -185,7 +185,7 @@ async def _follow_store(store: Store, health_servicer: health.aio.HealthServicer
 
 async def _open_store(settings: Settings) -> Store:
     try:
-        return await open_store(settings.database_url)
+        return await open_store(settings.database_url, settings.environ)
     except SettingsError as exc:
         raise StartupError(str(exc)) from None
     except StoreUnavailable as exc:

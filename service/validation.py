@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from messagelog.v1 import message_log_pb2 as pb
 from messagelog.v1 import message_log_service_pb2 as service_pb
 
+from service.adapters.base import account_url_problem, host_problem, record_id_problem
 from service.errors import FieldViolation, InvalidRequest, RequestTooLarge, UnknownCrm
 from service.model import ContactInfo, Direction, Entry, Kind, LogRequest, MediaLink, UserInfo
 
@@ -30,6 +31,7 @@ MAX_CLOCK_SKEW = timedelta(days=1)
 _OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 _PHONE = re.compile(r"^\+?[0-9]{2,20}$")
 _CRM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_URL_VALUE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _KINDS = {
     pb.MESSAGE_TYPE_SMS: Kind.SMS,
     pb.MESSAGE_TYPE_PAGER: Kind.SMS,
@@ -60,6 +62,12 @@ class _Checker:
         elif "\x00" in value:
             self.fail(field, "contains a NUL character")
         return value.strip()
+
+    def problem(self, field: str, value: str, problem: str | None) -> str:
+        """Records `problem` (from a checker of the adapter base) against field; returns value."""
+        if value and problem is not None:
+            self.fail(field, problem)
+        return value
 
     def phone(self, field: str, value: str) -> str:
         value = value.strip()
@@ -103,6 +111,7 @@ def parse_request(request: Request, *, authorization: str, known_crms: tuple[str
     log_id = ""
     if isinstance(request, service_pb.UpdateMessageLogRequest):
         log_id = check.text("log_id", request.log_id, limit=MAX_ID_CHARS, required=True)
+        check.problem("log_id", log_id, record_id_problem(log_id))
 
     if check.violations or user is None or entry is None or kind is None:
         raise InvalidRequest(check.violations)
@@ -122,12 +131,17 @@ def parse_request(request: Request, *, authorization: str, known_crms: tuple[str
 def _user(check: _Checker, user: pb.CrmUser) -> UserInfo | None:
     user_id = check.text("user.id", user.id, limit=MAX_ID_CHARS, required=True)
     hostname = check.text("user.hostname", user.hostname, limit=253).lower()
+    check.problem("user.hostname", hostname, host_problem(hostname))
     name = check.text("user.name", user.name, limit=MAX_NAME_CHARS)
     zone = _zone(check, user.time_zone.strip(), user.timezone_offset.strip())
-    info = {
-        k: check.text(f"user.platform_additional_info[{k[:40]}]", v, limit=MAX_LINK_CHARS)
-        for k, v in sorted(user.platform_additional_info.items())
-    }
+    info = {}
+    for key, value in sorted(user.platform_additional_info.items()):
+        field = f"user.platform_additional_info[{key[:40]}]"
+        info[key] = check.text(field, value, limit=MAX_LINK_CHARS)
+        # An account URL (Salesforce's instance_url, Zoho's api_domain, Bullhorn's rest_url) is
+        # where credentials go: scheme, host and plain path only, whichever key carries it.
+        if _URL_VALUE.match(info[key]):
+            check.problem(field, info[key], account_url_problem(info[key]))
     if zone is None:
         return None
     return UserInfo(
@@ -146,7 +160,8 @@ def _zone(check: _Checker, name: str, offset: str) -> tuple[tzinfo, str] | None:
             if len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
                 raise ValueError(name)
             return ZoneInfo(name), name
-        except (ZoneInfoNotFoundError, ValueError):
+        # A name of a directory of the zone database (America) is an OSError, not "not found".
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             check.fail("user.time_zone", "must be an IANA time zone name such as America/New_York")
             return None
     if offset:

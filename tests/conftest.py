@@ -62,12 +62,18 @@ class Harness:
         return StatusDetails(raised.value)
 
 
+# Seals message text in the test stores (service/store/sealing.py); a test key, not a secret.
+TEST_STORE_KEY = "dGVzdC1rZXktZm9yLW1lc3NhZ2Vsb2ctdGVzdHMtMzI="
+
+
 def base_env(tmp_path: Path) -> dict[str, str]:
     return {
         "MESSAGELOG_PORT": "0",
         "MESSAGELOG_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
         "MESSAGELOG_LOG_FORMAT": "json",
         "MESSAGELOG_SHUTDOWN_GRACE_SECONDS": "1",
+        # PostgreSQL stores need a key; an SQLite store makes its own (tests/security/test_at_rest.py).
+        "MESSAGELOG_STORE_KEY": TEST_STORE_KEY,
     }
 
 

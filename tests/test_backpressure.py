@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+import pytest
 from messagelog.v1 import message_log_pb2 as pb
 from structlog.testing import capture_logs
 
@@ -82,18 +83,15 @@ async def test_an_accounts_requests_stay_within_its_rate_in_every_window(
         assert sum(1 for t in sent[i:] if t < first + 0.45) <= 4
 
 
-async def test_a_call_that_gets_no_crm_capacity_before_its_deadline_is_unavailable_and_sends_nothing() -> (
-    None
-):
+async def test_a_slot_not_free_within_the_wait_is_a_timeout_holding_nothing() -> None:
     capacity = AccountCapacity(CrmBudget(1))
-    async with capacity.slot(None):
-        try:
-            async with capacity.slot(0.05):
-                raise AssertionError("a second slot while the only one is held")
-        except TimeoutError:
-            pass
-    async with capacity.slot(0.05) as waited:
-        assert waited < 0.05
+    await capacity.acquire(None)
+    with pytest.raises(TimeoutError):
+        await capacity.acquire(0.05)
+    capacity.release()
+    assert await capacity.acquire(0.05) < 0.05
+    capacity.release()
+    assert capacity.idle
 
 
 async def test_only_a_spent_memory_budget_refuses_with_retry_info_and_an_rpc_line(

@@ -21,6 +21,8 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from service.store.sealing import new_key
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 DEFAULT_PORT = 50051
@@ -146,6 +148,10 @@ def test_the_image_command_with_the_manifest_env_starts_a_serving_server(tmp_pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESSAGELOG_")}
     env |= dockerfile_env() | literal_env()
     env["MESSAGELOG_DATABASE_URL"] = f"sqlite:///{tmp_path / 'store.db'}"
+    # The mounted secret holding the store's key, as the manifest's volume provides it.
+    assert env["MESSAGELOG_STORE_KEY_FILE"].startswith(container()["volumeMounts"][0]["mountPath"])
+    (tmp_path / "store-keys").write_text(new_key() + "\n")
+    env["MESSAGELOG_STORE_KEY_FILE"] = str(tmp_path / "store-keys")
     # A fixed port can be taken on a shared machine; the port agreement is checked above.
     env["MESSAGELOG_PORT"] = "0"
     with subprocess.Popen(

@@ -20,6 +20,7 @@ import pytest
 from messagelog.v1 import message_log_pb2 as pb
 from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
 
+from tests.conftest import TEST_STORE_KEY
 from tests.fakes.pipedrive import FakePipedrive
 from tests.helpers import add_request, sms
 
@@ -74,6 +75,7 @@ async def test_two_processes_on_one_database_make_one_digest_per_conversation_da
             {
                 "MESSAGELOG_PORT": "0",
                 "MESSAGELOG_DATABASE_URL": pg_url,
+                "MESSAGELOG_STORE_KEY": TEST_STORE_KEY,
                 "MESSAGELOG_LOG_FORMAT": "json",
                 "MESSAGELOG_CRM_PIPEDRIVE_BASE_URL": base_url,
             }

@@ -138,7 +138,9 @@ def test_no_message_text_adds_a_tag_to_an_html_record(text: str) -> None:
 
 def _clean_by_the_definition(text: str) -> str:
     """clean() as its docstring defines it, asking the Unicode database about each character."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Every line break str.splitlines() knows (CRLF one break) becomes a newline.
+    lines = [(line, line.splitlines()[0]) for line in text.splitlines(keepends=True)]
+    text = "".join(bare + "\n" if bare != line else line for line, bare in lines)
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf"))
 
 

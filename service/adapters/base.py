@@ -27,6 +27,7 @@ import asyncio
 import email.utils
 import hashlib
 import hmac
+import math
 import random
 import re
 import secrets
@@ -60,6 +61,7 @@ from service.errors import (
     InvalidRequest,
 )
 from service.model import ContactInfo, UserInfo
+from service.outbound import ACCOUNT_EXTENSION
 from service.render import BodyFormat, RenderedRecord
 
 log = structlog.get_logger("messagelog.crm")
@@ -537,6 +539,8 @@ class HttpCrmAdapter(ABC):
                 headers=headers,
                 timeout=timeout,
                 follow_redirects=False,
+                # Connections of the shared pool are limited per account (service/outbound.py).
+                extensions={ACCOUNT_EXTENSION: call.account} if call.account else None,
             )
             status = response.status_code
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -603,24 +607,38 @@ class HttpCrmAdapter(ABC):
         return CrmRejected(f"{where}: the CRM refused the request", http_status=status)
 
 
+# The longest wait a CRM's rate-limit header is believed for: a day. A longer, infinite or
+# unreadable value is a broken header, not a schedule (issue 12: such values gave UNKNOWN).
+MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
+
+
 def retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait, from Retry-After (seconds or HTTP date) or an X-RateLimit-Reset header."""
+    """Seconds to wait, from Retry-After (seconds or HTTP date) or an X-RateLimit-Reset header
+    (seconds, or an epoch time); at most MAX_RETRY_AFTER_SECONDS, None when neither is readable."""
     raw = response.headers.get("retry-after", "").strip()
     if raw:
-        if raw.isdigit():
-            return float(raw)
+        if raw.isascii() and raw.isdigit():
+            return _bounded_wait(float(raw))
         try:
             when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             when = None
         if when is not None:
-            return max(0.0, when.timestamp() - time.time())
+            return _bounded_wait(when.timestamp() - time.time())
     reset = response.headers.get("x-ratelimit-reset", "").strip()
     try:
         value = float(reset)
     except ValueError:
         return None
-    return max(0.0, value - time.time()) if value > _EPOCH_THRESHOLD else value
+    if not math.isfinite(value):
+        return None
+    return _bounded_wait(value - time.time() if value > _EPOCH_THRESHOLD else value)
+
+
+def _bounded_wait(seconds: float) -> float | None:
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
 def field_at(body: Any, *path: str | int) -> Any:
@@ -637,8 +655,52 @@ def field_at(body: Any, *path: str | int) -> Any:
 
 
 def record_id(body: Any, *path: str | int) -> str:
-    """Reads a record id (a number or a non-empty string) from a CRM reply."""
+    """Reads a record id (a number or a string that record_id_problem accepts) from a CRM reply."""
     value = field_at(body, *path)
-    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+    if isinstance(value, bool) or not isinstance(value, int | str) or record_id_problem(str(value)):
         raise CrmBadResponse(f"the CRM reply's {'.'.join(map(str, path))} is not a record id")
     return str(value)
+
+
+# A record id goes into URL paths (PUT {base}/{id}) and the store: at most 255 characters that
+# need no escaping in a path segment. No CRM served here has ids of other characters.
+MAX_RECORD_ID_CHARS = 255
+_RECORD_ID = re.compile(r"[A-Za-z0-9._~:@+=,-]+")
+# A DNS name as CRM hosts are written: lower-case letters, digits and inner hyphens, dot-separated.
+_HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def record_id_problem(log_id: str) -> str | None:
+    """Why log_id cannot be a record id (too long, a path or dot segment, a character a URL path
+    would need escaped), or None when it can."""
+    if not log_id or len(log_id) > MAX_RECORD_ID_CHARS:
+        return f"must be 1 to {MAX_RECORD_ID_CHARS} characters"
+    if not _RECORD_ID.fullmatch(log_id) or ".." in log_id or log_id == ".":
+        return "must be letters, digits and . _ ~ : @ + = , - only, without '..'"
+    return None
+
+
+def host_problem(host: str) -> str | None:
+    """Why host is not a bare DNS host name (a port, a path, userinfo, an odd character), or None."""
+    labels = host.split(".")
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return "must be a host name only (letters, digits, hyphens and dots; no port, path or user)"
+    return None
+
+
+def account_url_problem(url: str) -> str | None:
+    """Why url is not an account URL (scheme, host and plain path segments; no port, userinfo,
+    query, fragment, dot segment or escaped character), or None. The scheme and the host's
+    allow-list are each adapter's to check (HttpCrmAdapter.base_url)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or not scheme.isascii() or not scheme.isalpha():
+        return "must be a URL such as https://host/path"
+    host, _, path = rest.partition("/")
+    host_trouble = host_problem(host.lower())
+    if host_trouble is not None:
+        return host_trouble.replace("must be", "must have")
+    segments = path.rstrip("/").split("/") if path.strip("/") else []
+    if any(not _PATH_SEGMENT.fullmatch(s) or s in (".", "..") for s in segments):
+        return "may have a path only of plain segments (letters, digits, . _ ~ -; no '..', query or fragment)"
+    return None

@@ -19,6 +19,8 @@ SQLAlchemy and alembic still own the schema: migrations run through them once, a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import sqlite3
 import time
@@ -91,6 +93,7 @@ async def connect(database_url: str) -> Database:
     and the driver's own errors (see Database.unavailable) when the database can't be used."""
     if database_url.startswith("sqlite:///") and len(database_url) > len("sqlite:///"):
         path = database_url.removeprefix("sqlite:///")
+        await asyncio.to_thread(_private_files, path)
         await asyncio.to_thread(_migrate_sqlite, database_url)
         return SqliteDatabase(path)
     for prefix in ("postgresql://", "postgres://"):
@@ -107,6 +110,16 @@ async def connect(database_url: str) -> Database:
     raise SettingsError(
         "MESSAGELOG_DATABASE_URL must look like sqlite:///path/to/file.db or postgresql://user@host:5432/dbname"
     )
+
+
+def _private_files(path: str) -> None:
+    """Makes the SQLite database (and its journal files, if any) readable by this user only: it
+    holds messages until they are purged. SQLite creates the journal files with the database's
+    own mode, so creating the database 0600 before SQLite opens it covers them too."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)
 
 
 def _upgrade_to_head(connection: Connection) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import wraps
@@ -23,9 +23,11 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError
 
 from service import metrics
+from service.config import SettingsError
 from service.errors import LogNotFound, StoreUnavailable
 from service.model import Entry, LogRequest
 from service.store.database import Database, PostgresDatabase, Row, SqliteDatabase, Transaction, connect
+from service.store.sealing import Sealer, sealer_for
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -193,19 +195,35 @@ _CANNOT_CONNECT: tuple[type[BaseException], ...] = (
 )
 
 
-async def open_store(database_url: str) -> Store:
+async def open_store(database_url: str, environ: Mapping[str, str] | None = None) -> Store:
     """Connects and brings the schema up to date; raises StoreUnavailable when the database can't
-    be used, SettingsError when the URL is of neither kind."""
+    be used, SettingsError when the URL is of neither kind or no key seals message text (keys come
+    from `environ`, see service.store.sealing)."""
     try:
         database = await connect(database_url)
     except _CANNOT_CONNECT as exc:
         raise StoreUnavailable("the message store is unavailable") from exc
-    return Store(database)
+    try:
+        sealer = sealer_for(environ or {}, database_url)
+    except SettingsError:
+        await database.close()
+        raise
+    return Store(database, sealer)
+
+
+def _entry_place(digest_id: int, message_id: str) -> str:
+    """Where a sealed entry belongs (service.store.sealing): it opens nowhere else."""
+    return f"messages.entry/{digest_id}/{message_id}"
+
+
+def _kept_body_place(digest_id: int) -> str:
+    return f"digests.kept_body/{digest_id}"
 
 
 class Store:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, sealer: Sealer) -> None:
         self._database = database
+        self._sealer = sealer
         self.unavailable = database.unavailable
 
     @property
@@ -224,7 +242,7 @@ class Store:
         """Files the message under its thread's digest for the day, creating the digest row if needed."""
 
         async def work(tx: Transaction) -> ClaimedMessage:
-            return await _claim(tx, request, owner)
+            return await _claim(tx, request, owner, self._sealer)
 
         return await self._database.transaction(work)
 
@@ -236,14 +254,14 @@ class Store:
         the path of a call that finds nobody writing its digest, in one transaction instead of two."""
 
         async def work(tx: Transaction) -> tuple[ClaimedMessage, Leased | None]:
-            claimed = await _claim(tx, request, owner)
+            claimed = await _claim(tx, request, owner, self._sealer)
             if claimed.state is MessageState.LOGGED:
                 return claimed, None
             digest = await _try_lease(tx, claimed.digest_id, owner, ttl_ms)
             if digest is None:
                 return claimed, None
             # The claim read the message in this same transaction: it is as the lease finds it.
-            return claimed, Leased(claimed, await _load(tx, claimed.digest_id, digest))
+            return claimed, Leased(claimed, await _load(tx, claimed.digest_id, self._sealer, digest))
 
         return await self._database.transaction(work)
 
@@ -258,7 +276,7 @@ class Store:
                     f"no {request.crm} record {request.log_id!r} was logged by this service"
                     " for this user and contact"
                 )
-            return await _file_message(tx, request, digest[0], digest[1], owner)
+            return await _file_message(tx, request, digest[0], digest[1], owner, self._sealer)
 
         return await self._database.transaction(work)
 
@@ -277,7 +295,7 @@ class Store:
         None when someone else holds the lease."""
 
         async def work(tx: Transaction) -> Leased | None:
-            return await _lease_and_load(tx, digest_id, owner, ttl_ms, scope, message_id)
+            return await _lease_and_load(tx, digest_id, owner, ttl_ms, scope, message_id, self._sealer)
 
         return await self._database.transaction(work)
 
@@ -288,7 +306,7 @@ class Store:
     @_guard
     async def load(self, digest_id: int) -> StoredDigest:
         async def work(tx: Transaction) -> StoredDigest:
-            return await _load(tx, digest_id)
+            return await _load(tx, digest_id, self._sealer)
 
         return await self._database.transaction(work)
 
@@ -355,7 +373,7 @@ class Store:
         """A person edited the record: keep their text, which holds every message logged so far."""
 
         async def work(tx: Transaction) -> None:
-            await tx.execute(_SET_KEPT_BODY, digest_id, body)
+            await tx.execute(_SET_KEPT_BODY, digest_id, self._sealer.seal(body, _kept_body_place(digest_id)))
             await tx.execute(_MARK_KEPT, digest_id, True)
 
         await self._database.transaction(work)
@@ -382,7 +400,7 @@ class Store:
         return await self._database.transaction(work)
 
 
-async def _claim(tx: Transaction, request: LogRequest, owner: str) -> ClaimedMessage:
+async def _claim(tx: Transaction, request: LogRequest, owner: str, sealer: Sealer) -> ClaimedMessage:
     scope, thread_key, local_date = request.scope, request.thread_key, request.local_date.isoformat()
     # Look first: every message but a day's first finds its digest, with one statement.
     digest = await tx.fetch_one(_FIND_DIGEST, scope, thread_key, local_date)
@@ -401,14 +419,14 @@ async def _claim(tx: Transaction, request: LogRequest, owner: str) -> ClaimedMes
             _now_ms(),
         )
         if created is not None:
-            return await _file_message(tx, request, created[0], None, owner)
+            return await _file_message(tx, request, created[0], None, owner, sealer)
         digest = await tx.fetch_one(_FIND_DIGEST, scope, thread_key, local_date)
         assert digest is not None  # another transaction made it first, and committed
-    return await _file_message(tx, request, digest[0], digest[1], owner)
+    return await _file_message(tx, request, digest[0], digest[1], owner, sealer)
 
 
 async def _file_message(
-    tx: Transaction, request: LogRequest, digest_id: int, crm_log_id: str | None, owner: str
+    tx: Transaction, request: LogRequest, digest_id: int, crm_log_id: str | None, owner: str, sealer: Sealer
 ) -> ClaimedMessage:
     entry = request.entry
     filed = await tx.execute(
@@ -418,7 +436,7 @@ async def _file_message(
         digest_id,
         entry.created_ms,
         owner,
-        entry.to_json(),
+        sealer.seal(entry.to_json(), _entry_place(digest_id, entry.message_id)),
         _now_ms(),
     )
     if filed == 1:
@@ -447,7 +465,7 @@ async def _try_lease(tx: Transaction, digest_id: int, owner: str, ttl_ms: int) -
 
 
 async def _lease_and_load(
-    tx: Transaction, digest_id: int, owner: str, ttl_ms: int, scope: str, message_id: str
+    tx: Transaction, digest_id: int, owner: str, ttl_ms: int, scope: str, message_id: str, sealer: Sealer
 ) -> Leased | None:
     digest = await _try_lease(tx, digest_id, owner, ttl_ms)
     if digest is None:
@@ -455,10 +473,10 @@ async def _lease_and_load(
     message = await _message(tx, scope, message_id, owner)
     if message is None or message.state is not MessageState.PENDING:
         return Leased(message, None)
-    return Leased(message, await _load(tx, digest_id, digest))
+    return Leased(message, await _load(tx, digest_id, sealer, digest))
 
 
-async def _load(tx: Transaction, digest_id: int, digest: Row | None = None) -> StoredDigest:
+async def _load(tx: Transaction, digest_id: int, sealer: Sealer, digest: Row | None = None) -> StoredDigest:
     """The digest with its entries; `digest` is its row (as _LOAD_DIGEST reads it) when already read."""
     if digest is None:
         digest = await tx.fetch_one(_LOAD_DIGEST, digest_id)
@@ -473,9 +491,9 @@ async def _load(tx: Transaction, digest_id: int, digest: Row | None = None) -> S
         settle_until_ms=settle_until_ms,
         written_fingerprint=written,
         sent_fingerprints=tuple((sent or "").split()),
-        kept_body=kept_body,
+        kept_body=None if kept_body is None else sealer.open(kept_body, _kept_body_place(digest_id)),
         kept_ids=frozenset(row[0] for row in rows if row[3]),
         crm_version=crm_version,
-        entries=[Entry.from_json(row[2]) for row in rows],
+        entries=[Entry.from_json(sealer.open(row[2], _entry_place(digest_id, row[0]))) for row in rows],
         pending_ids=[row[0] for row in rows if row[1] == MessageState.PENDING],
     )

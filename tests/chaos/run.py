@@ -51,6 +51,7 @@ import grpc
 from messagelog.v1 import message_log_pb2 as pb
 from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
 
+from service.store.sealing import new_key
 from tests.fakes.base import FakeRequest, Fault
 from tests.fakes.pipedrive import FakePipedrive
 from tests.helpers import add_request, sms
@@ -303,6 +304,8 @@ async def run(config: ChaosConfig) -> ChaosReport:
                 {
                     "MESSAGELOG_DATABASE_URL": config.postgres_url.rpartition("/")[0] + f"/{database}",
                     "MESSAGELOG_CRM_PIPEDRIVE_BASE_URL": base_url,
+                    # The processes share the store, so they share its key.
+                    "MESSAGELOG_STORE_KEY": new_key(),
                     "MESSAGELOG_CRM_TIMEOUT": "1",
                     "MESSAGELOG_DIGEST_LEASE_SECONDS": "3",
                     # The fake's slowest late create lands 1.5 s after it was sent.
