@@ -120,7 +120,7 @@ async def test_a_call_that_waits_past_its_deadline_for_the_lock_is_digest_busy(e
     """Through the DigestLogger itself: over gRPC the caller's own deadline, which the server's
     budget equals, would answer DEADLINE_EXCEEDED at the same instant."""
     fake = GatedPipedrive()
-    store = await open_store(env["MESSAGELOG_DATABASE_URL"])
+    store = await open_store(env["MESSAGELOG_DATABASE_URL"], env)
     async with fake.serve() as url, http_client([origin(httpx.URL(url))], "httpx") as http:
         settings = Settings.from_env({"MESSAGELOG_CRM_PIPEDRIVE_BASE_URL": url})
         adapter = AdapterRegistry(settings, http).get("pipedrive")
