@@ -156,7 +156,8 @@ def render(view: DigestView, fmt: BodyFormat) -> RenderedRecord:
         body=body,
         direction=entries[0].direction if entries else Direction.INBOUND,
         local_date=view.local_date,
-        first_time=entries[0].created_at if entries else view.first_time,
+        # A kept edit holds the digest's earliest messages or some of them; the view knows the first.
+        first_time=view.first_time if view.kept_body is not None else entries[0].created_at,
         last_time=entries[-1].created_at if entries else view.first_time,
         message_count=len(entries) + view.kept_count,
     )

@@ -52,7 +52,7 @@ async def test_three_sms_of_one_day_make_one_activity_with_one_create_and_two_ap
     assert calls.count(("PATCH", f"/api/v2/activities/{activity['id']}")) == 2
     # Lookups are cached per account: one activity-type list and one users/me (the identity
     # lookup, which also names the user) for the whole day.
-    assert calls.count(("GET", "/v1/activityTypes")) == 1
+    assert calls.count(("GET", "/api/v1/activityTypes")) == 1
     assert len(fake_pipedrive(pipedrive).identity_lookups) == 1
 
 
@@ -277,6 +277,6 @@ async def test_an_accounts_first_record_makes_its_lookups_together(make_harness:
 
     assert created.outcome == pb.LOG_OUTCOME_CREATED
     # users/me names the account first, alone: nothing is read or written for an unverified one.
-    assert fake.together[0] == frozenset({"GET /v1/users/me"})
+    assert fake.together[0] == frozenset({"GET /api/v1/users/me"})
     # Then the create's lookups: the user's name came with the identity, so only the types remain.
-    assert fake.together[1] == frozenset({"GET /v1/activityTypes"})
+    assert fake.together[1] == frozenset({"GET /api/v1/activityTypes"})

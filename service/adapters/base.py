@@ -429,11 +429,19 @@ class HttpCrmAdapter(ABC):
         json: Any = None,
         params: Mapping[str, str] | None = None,
         repeatable: bool | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Sends a request to the CRM (see request_response) and returns its parsed JSON body, or
         None when the reply has no body."""
         response = await self.request_response(
-            call, method, path, operation=operation, json=json, params=params, repeatable=repeatable
+            call,
+            method,
+            path,
+            operation=operation,
+            json=json,
+            params=params,
+            repeatable=repeatable,
+            headers=headers,
         )
         if not response.content:
             return None
@@ -455,6 +463,7 @@ class HttpCrmAdapter(ABC):
         json: Any = None,
         params: Mapping[str, str] | None = None,
         repeatable: bool | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Sends a request to the CRM and returns its successful reply, headers included.
 
@@ -470,7 +479,7 @@ class HttpCrmAdapter(ABC):
         attempt = 1
         while True:
             try:
-                return await self._send(call, method, path, operation, json, params)
+                return await self._send(call, method, path, operation, json, params, headers)
             except CrmError as exc:
                 delay = self._retry_delay(exc, attempt, repeatable, method in ("GET", "HEAD"), call)
                 if delay is None:
@@ -521,10 +530,13 @@ class HttpCrmAdapter(ABC):
         operation: str,
         json: Any,
         params: Mapping[str, str] | None,
+        extra_headers: Mapping[str, str] | None,
     ) -> httpx.Response:
         url = self.base_url(call) + path
         timeout = self._timeout(call)
         headers = self._call_headers(call)
+        if extra_headers:
+            headers.update(extra_headers)
         stats = crm_call_stats.get()
         # Only an unanswered write can still change the record later; an unanswered read holds nothing.
         writes = method not in ("GET", "HEAD")

@@ -8,32 +8,63 @@
 - Auth: crm-authorization carries the session's BhRestToken, sent as the BhRestToken header (not
   Authorization). An expired session answers 401: the caller logs in again and sends the new token
   and REST URL.
+- Identity: GET settings/corporationId,userId. The settings call answers each setting named, comma
+  separated (`GET /settings/setting1[,setting2...]`, bullhorn/rest-api-docs _settings.md); that
+  corporationId and userId are among the settings is seen in Bullhorn apps' code, not in Bullhorn's
+  docs (unverified). The corporation keys everything kept for the account (REST hosts are shared by
+  corporations); the user is the session's CorporateUser, who is the Note's commentingPerson.
+- Note: personReference is the contact and commentingPerson the session's user: "If you include a
+  commentingPerson value and a personReference value when you create a Note, the association to an
+  entity is made automatically" (entityref/_note.md), which puts the note on the contact's Notes.
 - additional_submission: "noteActions" becomes the Note's action, a value of the account's
   commentActionList (at most 30 characters). Without it the Note has no action; an account whose
   settings require one refuses the Note with 400 (the old product's auto-log failed this way), which
   is CRM_REJECTED: nothing is marked logged, and the same call with noteActions logs it.
 - CRM calls: create is one PUT entity/Note, answered {"changedEntityId": id, "changeType": "INSERT"};
-  append is one POST entity/Note/{id} replacing the comments. No lookups: the Note's author defaults
-  to the session's user, and the user's name in the digest is the caller's user.name.
+  append is a GET entity/Note/{id}?fields=comments (a person's edit is found and kept) and one POST
+  entity/Note/{id} replacing the comments. The user's name in the digest is the caller's user.name.
+  Bullhorn's docs show a single entity's GET reply bare and other GETs under "data"; both are read.
+- Lost create: one GET search/Note (Note is searched through its Lucene index; the query call is
+  for entities without one, _search.md) for the contact's newest notes, whose comments are matched
+  against the digest's marker here. How soon a new Note reaches the index is not documented
+  (unverified): a Note not yet indexed is made again.
 - Rate limit: 429 without a documented Retry-After; Bullhorn's docs say to wait one second, so a
   429 without the header reports that delay.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
-from service.adapters.base import AccountLookup, CrmCall, HttpCrmAdapter, Written, record_id
+from service.adapters.base import (
+    ACCOUNT_TTL_SECONDS,
+    AccountLookup,
+    CrmCall,
+    CurrentRecord,
+    HttpCrmAdapter,
+    TtlCache,
+    Written,
+    field_at,
+    record_id,
+)
 from service.adapters.fields import numeric_id
-from service.errors import CrmError, CrmRateLimited, FieldViolation, InvalidRequest
+from service.errors import CrmBadResponse, CrmError, CrmRateLimited, FieldViolation, InvalidRequest
 from service.render import BodyFormat, RenderedRecord
 
 _REST_URL_KEY = "rest_url"
 _ACTION_KEY = "noteActions"
 _ACTION_LIMIT = 30
 _RATE_LIMIT_WAIT_SECONDS = 1.0
+# How many of the contact's newest notes a lost create is looked for among.
+_FIND_LIMIT = 50
+# The key of the in-process hash under which a session's user is remembered (never the token).
+_SESSION_KEY = secrets.token_bytes(32)
 
 
 class BullhornAdapter(HttpCrmAdapter):
@@ -41,8 +72,13 @@ class BullhornAdapter(HttpCrmAdapter):
     body_format = BodyFormat.HTML
     host_patterns = (r"rest(-[a-z]+)?[0-9]*\.bullhornstaffing\.com",)
     account_url_key = _REST_URL_KEY
-    # The corporation the session belongs to (REST hosts are shared by corporations).
-    identity = AccountLookup("/settings/corporationId", account_at=("corporationId",))
+    identity = AccountLookup("/settings/corporationId,userId", account_at=("corporationId",))
+    reads_records = True
+    finds_created = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._session_users: TtlCache[bytes, int] = TtlCache(ACCOUNT_TTL_SECONDS)
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
@@ -55,9 +91,18 @@ class BullhornAdapter(HttpCrmAdapter):
     def auth_headers(self, call: CrmCall) -> dict[str, str]:
         return {"BhRestToken": call.authorization}
 
+    def account_in(self, call: CrmCall, reply: Any) -> str:
+        # The identity reply also names the session's user: remembered for the notes it writes.
+        self._session_users.put(_session_key(call), _user_id(reply))
+        return super().account_in(call, reply)
+
+    async def prepare_create(self, call: CrmCall) -> None:
+        await self._session_user(call)
+
     async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
         payload = {
             "personReference": {"id": numeric_id("contact.id", call.contact.id, "Bullhorn")},
+            "commentingPerson": {"id": await self._session_user(call)},
             **_note(call, record),
         }
         # Bullhorn creates with PUT and updates with POST: the create is the one never to repeat.
@@ -65,6 +110,46 @@ class BullhornAdapter(HttpCrmAdapter):
             call, "PUT", "/entity/Note", json=payload, operation="create_note", repeatable=False
         )
         return Written(record_id(body, "changedEntityId"))
+
+    async def read_record(self, call: CrmCall, log_id: str) -> CurrentRecord:
+        body = await self.request(
+            call,
+            "GET",
+            f"/entity/Note/{numeric_id('log_id', log_id, 'Bullhorn')}",
+            params={"fields": "id,comments"},
+            operation="get_note",
+        )
+        note = body.get("data", body) if isinstance(body, dict) else None
+        if not isinstance(note, dict):
+            raise CrmBadResponse("bullhorn answered get_note without the note")
+        return CurrentRecord(str(note.get("comments") or ""))
+
+    async def find_created(self, call: CrmCall, marker: str, since: datetime) -> str | None:
+        person = numeric_id("contact.id", call.contact.id, "Bullhorn")
+        body = await self.request(
+            call,
+            "GET",
+            "/search/Note",
+            params={
+                "query": f"personReference.id:{person} AND isDeleted:0",
+                "fields": "id,comments,dateAdded",
+                "sort": "-dateAdded",
+                "count": str(_FIND_LIMIT),
+            },
+            operation="find_note",
+        )
+        # dateAdded is in epoch milliseconds; a minute's slack covers clock differences.
+        after_ms = (since - timedelta(minutes=1)).timestamp() * 1000
+        notes = field_at(body, "data")
+        for note in notes if isinstance(notes, list) else []:
+            if (
+                isinstance(note, dict)
+                and isinstance(note.get("dateAdded"), int)
+                and note["dateAdded"] >= after_ms
+                and marker in str(note.get("comments") or "")
+            ):
+                return record_id(note, "id")
+        return None
 
     async def update(self, call: CrmCall, log_id: str, record: RenderedRecord) -> Written:
         await self.request(
@@ -82,6 +167,27 @@ class BullhornAdapter(HttpCrmAdapter):
         if isinstance(error, CrmRateLimited) and error.retry_after is None:
             error.retry_after = _RATE_LIMIT_WAIT_SECONDS
         return error
+
+    async def _session_user(self, call: CrmCall) -> int:
+        """The CorporateUser id of the call's session, from the identity reply (or asked again
+        when that has been forgotten)."""
+
+        async def fetch() -> int:
+            body = await self.request(call, "GET", "/settings/userId", operation="get_session_user")
+            return _user_id(body)
+
+        return await self._session_users.get_or_fetch(_session_key(call), fetch)
+
+
+def _session_key(call: CrmCall) -> bytes:
+    return hmac.new(_SESSION_KEY, call.authorization.encode(), hashlib.sha256).digest()
+
+
+def _user_id(reply: Any) -> int:
+    value = record_id(reply, "userId")
+    if not value.isdigit():
+        raise CrmBadResponse("bullhorn named the session's user with something other than an id")
+    return int(value)
 
 
 def _note(call: CrmCall, record: RenderedRecord) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from messagelog.v1 import message_log_pb2 as pb
 
+from tests.adapters.lost_create import SETTLE_SECONDS, lose_create_then_retry
 from tests.conftest import Harness
 from tests.fakes.base import Fault
 from tests.fakes.bullhorn import CORP_TOKEN, FakeBullhorn
@@ -30,29 +31,53 @@ async def crm(make_harness: Callable[..., Any]) -> AsyncIterator[Harness]:
         yield harness
 
 
-async def test_create_puts_a_note_on_the_contact_with_the_session_token(crm: Harness) -> None:
+async def test_create_puts_a_note_by_the_sessions_user_on_the_contact(crm: Harness) -> None:
     response = await crm.add(request(sms("m1", text="Hi <b>there</b>")))
 
+    (identity,) = crm.fake.identity_lookups
     (call,) = crm.fake.requests
+    assert identity.path == f"/rest-services/{CORP_TOKEN}/settings/corporationId,userId"
     assert (call.method, call.path) == ("PUT", f"/rest-services/{CORP_TOKEN}/entity/Note")
     assert call.headers["bhresttoken"] == TOKEN
     assert "authorization" not in call.headers
-    assert set(call.body) == {"personReference", "comments", "action"}
+    assert set(call.body) == {"personReference", "commentingPerson", "comments", "action"}
     assert call.body["personReference"] == {"id": 42}
+    # The session's user, named by the identity reply: with both, the note is on the contact's Notes.
+    assert call.body["commentingPerson"] == {"id": crm.fake.user_id}
+    assert crm.fake.notes_tab == {42: [int(response.log_id)]}
     assert call.body["action"] == "SMS"
     assert "Hi &lt;b&gt;there&lt;/b&gt;" in call.body["comments"]
     assert response.log_id == "1489"
 
 
-async def test_an_append_is_one_post_replacing_the_comments(crm: Harness) -> None:
+async def test_an_append_reads_the_comments_then_posts_them_replaced(crm: Harness) -> None:
     first = await crm.add(request(sms("m1", "2026-11-20T15:00:00Z", "one")))
     await crm.add(request(sms("m2", "2026-11-20T15:05:00Z", "two")))
 
-    create, append = crm.fake.requests
+    create, read, append = crm.fake.requests
+    note = f"/rest-services/{CORP_TOKEN}/entity/Note/{first.log_id}"
     assert create.method == "PUT"
-    assert (append.method, append.path) == ("POST", f"/rest-services/{CORP_TOKEN}/entity/Note/{first.log_id}")
+    assert (read.method, read.path, read.query) == ("GET", note, {"fields": "id,comments"})
+    assert (append.method, append.path) == ("POST", note)
     assert set(append.body) == {"comments", "action"}
     assert append.body["comments"].index("one") < append.body["comments"].index("two")
+
+
+async def test_a_lost_create_is_found_among_the_contacts_notes_by_search(
+    make_harness: Callable[..., Any],
+) -> None:
+    async with make_harness(
+        FakeBullhorn(token=TOKEN),
+        TOKEN,
+        MESSAGELOG_CRM_MAX_ATTEMPTS="1",
+        MESSAGELOG_CREATE_SETTLE_SECONDS=str(SETTLE_SECONDS),
+    ) as crm:
+        response = await lose_create_then_retry(crm, request(sms("m1")), "PUT", "/entity/Note")
+        (made,) = crm.fake.record_ids()
+        (search,) = crm.fake.calls("GET", "/search/Note")
+    assert response.log_id == made and crm.fake.record_ids() == [made]
+    assert search.query["query"] == "personReference.id:42 AND isDeleted:0"
+    assert search.query["sort"] == "-dateAdded"
 
 
 @pytest.mark.parametrize(
@@ -144,3 +169,16 @@ async def test_the_fakes_own_rate_limit_is_reported_as_rate_limited(make_harness
 
     assert status.reason == "CRM_RATE_LIMITED"
     assert status.error_info is not None and status.error_info.metadata["crm_http_status"] == "429"
+
+
+async def test_a_note_read_back_bare_as_the_docs_show_it_is_read_like_one_under_data(crm: Harness) -> None:
+    first = await crm.add(request(sms("m1", "2026-11-20T15:00:00Z", "one")))
+    edited = crm.fake.record_body(first.log_id) + "<p>Called back</p>"
+    # _entity.md shows a single entity's GET answered without the "data" wrapper.
+    bare = {"id": int(first.log_id), "comments": edited}
+    crm.fake.inject(Fault(status=200, body=bare, method="GET", path_pattern="/entity/Note/"))
+
+    await crm.add(request(sms("m2", "2026-11-20T15:05:00Z", "two")))
+
+    body = crm.fake.record_body(first.log_id)
+    assert body.index("Called back") < body.index("two")

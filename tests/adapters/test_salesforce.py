@@ -8,7 +8,8 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.fakes.base import Fault
+from tests.adapters.lost_create import SETTLE_SECONDS, lose_create_then_retry
+from tests.fakes.base import FakeRequest, Fault
 from tests.fakes.salesforce import FakeSalesforce
 from tests.helpers import add_request, sms
 
@@ -63,17 +64,62 @@ async def test_create_posts_a_completed_task_on_the_contact(make_harness: Callab
     assert response.log_id in crm.fake.record_ids()
 
 
-async def test_append_patches_subject_and_description_only(make_harness: Callable[..., Any]) -> None:
+async def test_append_reads_the_description_then_patches_subject_and_description_only(
+    make_harness: Callable[..., Any],
+) -> None:
     async with make_harness(FakeSalesforce(), AUTH) as crm:
         first = await crm.add(sf_request("m1"))
         appended = await crm.add(sf_request("m2", at="2026-11-20T16:00:00Z"))
 
-        assert len(crm.fake.requests) == 2  # one call per create, one per append
-        (patch,) = crm.fake.calls("PATCH")
+        _, read, patch = crm.fake.requests  # one call per create, two per append
     assert appended.log_id == first.log_id
-    assert patch.path == f"{TASKS}/{first.log_id}"
+    assert (read.method, read.path, read.query) == (
+        "GET",
+        f"{TASKS}/{first.log_id}",
+        {"fields": "Description"},
+    )
+    assert (patch.method, patch.path) == ("PATCH", f"{TASKS}/{first.log_id}")
     assert set(patch.body) == {"Subject", "Description"}
     assert "Conversation (2 messages)" in patch.body["Description"]
+
+
+async def test_a_persons_lines_in_the_description_stay_above_the_next_message(
+    make_harness: Callable[..., Any],
+) -> None:
+    async with make_harness(FakeSalesforce(), AUTH) as crm:
+        first = await crm.add(sf_request("m1", "one"))
+        crm.fake.tasks[first.log_id]["Description"] += "\nCalled back, all settled."
+        await crm.add(sf_request("m2", "two", at="2026-11-20T16:00:00Z"))
+
+        description = crm.fake.record_body(first.log_id)
+    assert description.index("all settled") < description.index("two")
+
+
+async def test_a_lost_create_is_found_by_a_soql_query_of_the_contacts_recent_tasks(
+    make_harness: Callable[..., Any],
+) -> None:
+    async with make_harness(
+        FakeSalesforce(), AUTH, MESSAGELOG_CREATE_SETTLE_SECONDS=str(SETTLE_SECONDS)
+    ) as crm:
+        response = await lose_create_then_retry(crm, sf_request("m1"), "POST", TASKS)
+        (made,) = crm.fake.record_ids()
+        (query,) = crm.fake.calls("GET", r"/query$")
+    assert response.log_id == made and crm.fake.record_ids() == [made]
+    soql = query.query["q"]
+    # Description is a long text area, which SOQL cannot filter: the marker is matched here.
+    assert soql.startswith("SELECT Id, Description FROM Task WHERE ")
+    assert f"WhoId = '{CONTACT}' AND CreatedDate >= " in soql
+    assert "Description" not in soql.split("WHERE")[1]
+
+
+async def test_the_fake_refuses_a_soql_filter_on_the_description() -> None:
+    soql = "SELECT Id FROM Task WHERE Description = 'x'"
+    answer = await FakeSalesforce().handle(
+        FakeRequest("GET", "/services/data/v62.0/query", {"q": soql}, {"authorization": AUTH}, None)
+    )
+
+    assert answer.status == 400
+    assert answer.body[0]["errorCode"] == "INVALID_FIELD"
 
 
 @pytest.mark.parametrize(
@@ -98,6 +144,16 @@ async def test_what_id_comes_from_account_and_never_goes_on_a_lead(
 async def test_a_sandbox_instance_url_is_allowed(make_harness: Callable[..., Any]) -> None:
     async with make_harness(FakeSalesforce(), AUTH) as crm:
         response = await crm.add(sf_request(instance_url="https://acme--uat.sandbox.my.salesforce.com"))
+
+    assert response.log_id in crm.fake.record_ids()
+
+
+@pytest.mark.parametrize("partition", ["develop", "free", "scratch", "demo", "patch", "trailblaze"])
+async def test_partitioned_my_domain_hosts_are_allowed(
+    make_harness: Callable[..., Any], partition: str
+) -> None:
+    async with make_harness(FakeSalesforce(), AUTH) as crm:
+        response = await crm.add(sf_request(instance_url=f"https://acme.{partition}.my.salesforce.com"))
 
     assert response.log_id in crm.fake.record_ids()
 
@@ -131,6 +187,9 @@ async def test_the_org_api_limit_403_is_unavailable_rate_limited(make_harness: C
     assert status.code == grpc.StatusCode.UNAVAILABLE
     assert status.reason == "CRM_RATE_LIMITED"
     assert status.error_info is not None and status.error_info.metadata["crm_http_status"] == "403"
+    # The org's allowance is counted over 24 hours: no retry seconds later, and a wait worth telling.
+    assert len(crm.fake.calls("GET", "/sobjects/Task/")) == 1
+    assert status.retry_info is not None and status.retry_info.retry_delay.seconds == 900
 
 
 async def test_any_other_403_is_an_auth_failure(make_harness: Callable[..., Any]) -> None:

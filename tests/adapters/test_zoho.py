@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -15,14 +17,20 @@ from tests.helpers import add_request, sms
 AUTH = "Zoho-oauthtoken zoho-token"
 CONTACT = "5725767000000202001"
 API_DOMAIN_FIELD = "user.platform_additional_info[api_domain]"
+DAY = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
 
 
 def zoho_request(
-    message_id: str = "m1", *, api_domain: str | None = "https://www.zohoapis.com", contact_type: str = ""
+    message_id: str = "m1",
+    *,
+    at: str = "15:00",
+    conversation: str = "conv-1",
+    api_domain: str | None = "https://www.zohoapis.com",
+    contact_type: str = "",
 ) -> Any:
     request = add_request(
         "zoho",
-        sms(message_id, "2026-11-20T15:00:00Z", "Call me <later>"),
+        sms(message_id, f"{DAY}T{at}:00Z", "Call me <later>", conversation=conversation),
         hostname="",
         contact_id=CONTACT,
         user_info={} if api_domain is None else {"api_domain": api_domain},
@@ -32,36 +40,73 @@ def zoho_request(
     return request
 
 
-async def test_create_posts_a_plain_text_note_on_the_contact(make_harness: Callable[..., Any]) -> None:
+async def test_create_posts_a_plain_text_note_with_its_parent(make_harness: Callable[..., Any]) -> None:
     async with make_harness(FakeZoho(), AUTH) as crm:
         response = await crm.add(zoho_request())
 
         (sent,) = crm.fake.requests
-    assert (sent.method, sent.path) == ("POST", f"/crm/v8/Contacts/{CONTACT}/Notes")
+    assert (sent.method, sent.path) == ("POST", "/crm/v8/Notes")
     assert sent.headers["authorization"] == AUTH
     (note,) = sent.body["data"]
-    assert set(note) == {"Note_Title", "Note_Content"}
-    assert note["Note_Title"] == "SMS conversation with Jane Doe - 2026-11-20"
+    assert set(note) == {"Note_Title", "Note_Content", "Parent_Id"}
+    assert note["Parent_Id"] == {"id": CONTACT, "module": {"api_name": "Contacts"}}
+    assert note["Note_Title"] == f"SMS conversation with Jane Doe - {DAY}"
     assert "    Call me <later>" in note["Note_Content"]
     assert response.log_id in crm.fake.record_ids()
+    (identity,) = crm.fake.identity_lookups
+    assert identity.path == "/crm/v8/org"
 
 
 async def test_a_lead_gets_the_note_under_leads(make_harness: Callable[..., Any]) -> None:
     async with make_harness(FakeZoho(), AUTH) as crm:
-        await crm.add(zoho_request(contact_type="Lead"))
+        response = await crm.add(zoho_request(contact_type="Lead"))
 
-        assert [r.path for r in crm.fake.requests] == [f"/crm/v8/Leads/{CONTACT}/Notes"]
+        (sent,) = crm.fake.requests
+    assert sent.body["data"][0]["Parent_Id"] == {"id": CONTACT, "module": {"api_name": "Leads"}}
+    assert crm.fake.notes[response.log_id]["Parent_Id"]["module"] == {"api_name": "Leads"}
 
 
-async def test_append_puts_the_whole_note(make_harness: Callable[..., Any]) -> None:
+async def test_append_reads_the_note_then_puts_it_whole(make_harness: Callable[..., Any]) -> None:
     async with make_harness(FakeZoho(), AUTH) as crm:
         first = await crm.add(zoho_request("m1"))
-        await crm.add(zoho_request("m2"))
+        await crm.add(zoho_request("m2", at="15:05"))
 
-        assert len(crm.fake.requests) == 2  # one call per create, one per append
-        (put,) = crm.fake.calls("PUT")
-    assert put.path == f"/crm/v8/Notes/{first.log_id}"
-    assert "Conversation (2 messages)" in put.body["data"][0]["Note_Content"]
+        read, put = crm.fake.requests[1:]
+    assert (read.method, read.path, read.query) == (
+        "GET",
+        f"/crm/v8/Notes/{first.log_id}",
+        {"fields": "Note_Content"},
+    )
+    assert (put.method, put.path) == ("PUT", f"/crm/v8/Notes/{first.log_id}")
+    (note,) = put.body["data"]
+    assert set(note) == {"Note_Title", "Note_Content"}
+    assert "Conversation (2 messages)" in note["Note_Content"]
+
+
+async def test_a_lost_create_is_found_among_the_newest_notes(make_harness: Callable[..., Any]) -> None:
+    fake = FakeZoho()
+    settle = 0.3
+    async with make_harness(
+        fake, AUTH, MESSAGELOG_CRM_TIMEOUT="1", MESSAGELOG_CREATE_SETTLE_SECONDS=str(settle)
+    ) as crm:
+        await crm.add(zoho_request("m0", conversation="other"))  # an older note of the organization
+        fake.inject(
+            Fault(drop_connection=True, method="POST", path_pattern=r"^/crm/v8/Notes$", after_effect=True)
+        )
+        await crm.add_error(zoho_request("m1"))
+        await asyncio.sleep(settle)
+        retry = await crm.add(zoho_request("m1"))
+
+        (find,) = fake.calls("GET", r"^/crm/v8/Notes$")
+    assert len(fake.notes) == 2
+    assert retry.log_id in fake.notes
+    assert find.query == {
+        "fields": "Note_Content,Created_Time",
+        "sort_by": "Created_Time",
+        "sort_order": "desc",
+        "per_page": "200",
+        "page": "1",
+    }
 
 
 @pytest.mark.parametrize(
@@ -115,7 +160,7 @@ async def test_a_record_level_error_in_a_success_reply_is_a_rejection(
 async def test_exhausted_api_credits_are_unavailable_rate_limited(make_harness: Callable[..., Any]) -> None:
     async with make_harness(FakeZoho(credits=2), AUTH) as crm:
         await crm.add(zoho_request("m1"))
-        status = await crm.add_error(zoho_request("m2"))
+        status = await crm.add_error(zoho_request("m2", at="15:05"))
 
     assert status.code == grpc.StatusCode.UNAVAILABLE
     assert status.reason == "CRM_RATE_LIMITED"

@@ -1,8 +1,12 @@
-"""A fake HubSpot: CRM v3 communications, with HubSpot's auth, error body and 10-second rate limit.
+"""A fake HubSpot: CRM v3 communications (create, read, update, search), owners and account details,
+with HubSpot's auth, error body and 10-second rate limit.
 
-Errors are {"status": "error", "message", "correlationId", "category"} (plus "errors" for validation);
-objects are SimplePublicObject {"id": str, "properties", "createdAt", "updatedAt", "archived"}.
-Over the limit, HubSpot answers 429 with category RATE_LIMITS and X-HubSpot-RateLimit-* headers.
+Shapes are the official SDK's (HubSpot/hubspot-api-nodejs, codegen/crm/...): objects are
+SimplePublicObject {"id": str, "properties", "createdAt", "updatedAt", "archived"}; a search answers
+CollectionResponseWithTotalSimplePublicObjectForwardPaging {"total", "results", "paging"?}; owners are
+PublicOwner {"id", "userId", "email", ...}. Errors are ModelError-shaped {"status": "error", "message",
+"correlationId", "category"} (plus "errors" for validation). Over the limit, HubSpot answers 429 with
+"policyName" in the body, which the SDK's RetryDecorator reads, and X-HubSpot-RateLimit-* headers.
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse
+from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse, Refusal
 
+# The communication properties the adapter may write. HubSpot refuses a property the object does
+# not have (400 VALIDATION_ERROR, PROPERTY_DOESNT_EXIST) and one that is read-only, such as
+# hs_createdate or hs_object_id (HubSpot's properties API marks them readOnlyValue).
 _PROPERTIES = {
     "hs_communication_channel_type",
     "hs_communication_logged_from",
@@ -22,10 +29,33 @@ _PROPERTIES = {
     "hs_timestamp",
     "hubspot_owner_id",
 }
+# hs_communication_channel_type's options (HubSpot's communications guide).
 _CHANNELS = {"SMS", "WHATS_APP", "LINKEDIN_MESSAGE"}
-# HUBSPOT_DEFINED association type ids from a communication, by target object.
+# HUBSPOT_DEFINED association type ids from a communication, by target object
+# (official SDK src/enums/AssociationTypes.ts: communicationToContact 81, ToDeal 85...).
 _ASSOCIATION_TYPES = {81: "contact", 85: "deal", 83: "ticket", 87: "company"}
+# The search API's Filter operators (codegen/crm/objects/communications/models/Filter.ts).
+_OPERATORS = {
+    "EQ",
+    "NEQ",
+    "LT",
+    "LTE",
+    "GT",
+    "GTE",
+    "BETWEEN",
+    "IN",
+    "NOT_IN",
+    "HAS_PROPERTY",
+    "NOT_HAS_PROPERTY",
+    "CONTAINS_TOKEN",
+    "NOT_CONTAINS_TOKEN",
+}
+# PublicObjectSearchRequest's fields (codegen/crm/objects/communications/models/PublicObjectSearchRequest.ts).
+_SEARCH_FIELDS = {"query", "limit", "after", "sorts", "properties", "filterGroups"}
+_SEARCH_MAX_LIMIT = 200  # HubSpot's search guide: up to 200 records a page (unverified here)
 _INTERVAL_SECONDS = 10.0
+# The policy a burst over the 10-second limit names (SDK src/services/decorators/RetryDecorator.ts).
+TEN_SECONDLY_ROLLING = "TEN_SECONDLY_ROLLING"
 
 
 def _error(status: int, category: str, message: str, **extra: Any) -> FakeResponse:
@@ -46,6 +76,34 @@ def _invalid(message: str) -> FakeResponse:
 class FakeHubspot(FakeCrm):
     name = "hubspot"
     identity_route = r"/account-info/v3/details"
+    documented_refusals = (
+        Refusal(
+            "POST",
+            "/crm/v3/objects/communications",
+            {"properties": {"hs_communication_body": "x", "hubspot_owner_id": "1001"}},
+            400,
+            ("message",),
+            source="HubSpot/hubspot-api-nodejs codegen/crm/owners/models/PublicOwner.ts: an owner's id is "
+            "not its userId; hubspot_owner_id takes an owner id (refusal text unverified)",
+        ),
+        Refusal(
+            "POST",
+            "/crm/v3/objects/communications",
+            {"properties": {"hs_communication_body": "x", "hs_communication_channel_type": "PHONE"}},
+            400,
+            ("message",),
+            source="HubSpot communications guide: hs_communication_channel_type is SMS, WHATS_APP or "
+            "LINKEDIN_MESSAGE",
+        ),
+        Refusal(
+            "POST",
+            "/crm/v3/objects/communications",
+            {"properties": {"hs_communication_body": "x", "hs_createdate": "0"}},
+            400,
+            ("message",),
+            source="HubSpot properties API: hs_createdate is read-only (readOnlyValue)",
+        ),
+    )
 
     def __init__(self, *, token: str = "hs-token", per_interval: int = 100) -> None:
         super().__init__()
@@ -53,11 +111,28 @@ class FakeHubspot(FakeCrm):
         self.portal_id = 62515
         self.token = token
         self.per_interval = per_interval
+        # The portal's owners: an owner's id differs from its user's id (PublicOwner).
+        self.owners = [
+            {
+                "id": "9101",
+                "userId": 1001,
+                "email": "alice@example.com",
+                "firstName": "Alice",
+                "lastName": "Agent",
+                "type": "PERSON",
+                "archived": False,
+                "createdAt": "2024-01-01T00:00:00Z",
+                "updatedAt": "2024-01-01T00:00:00Z",
+            }
+        ]
         self.communications: dict[str, dict[str, Any]] = {}
         self._recent: deque[float] = deque()
         self._next_id = 60_000
         self.route("POST", r"/crm/v3/objects/communications", self._create)
+        self.route("POST", r"/crm/v3/objects/communications/search", self._search)
+        self.route("GET", r"/crm/v3/objects/communications/(\d+)", self._get)
         self.route("PATCH", r"/crm/v3/objects/communications/(\d+)", self._patch)
+        self.route("GET", r"/crm/v3/owners/(\d+)", self._owner)
         self.route("GET", r"/account-info/v3/details", self._account_details)
 
     def authorize(self, request: FakeRequest) -> FakeResponse | None:
@@ -71,7 +146,12 @@ class FakeHubspot(FakeCrm):
         while self._recent and now - self._recent[0] >= _INTERVAL_SECONDS:
             self._recent.popleft()
         if len(self._recent) >= self.per_interval:
-            response = _error(429, "RATE_LIMITS", "You have reached your ten_secondly_rolling limit.")
+            response = _error(
+                429,
+                "RATE_LIMITS",
+                "You have reached your ten_secondly_rolling limit.",
+                policyName=TEN_SECONDLY_ROLLING,
+            )
             response.headers = self.rate_limit_headers()
             return response
         self._recent.append(now)
@@ -92,7 +172,7 @@ class FakeHubspot(FakeCrm):
             return "properties must be a non-empty object"
         unknown = set(properties) - _PROPERTIES
         if unknown:
-            return f"Property values were not valid: unknown properties {sorted(unknown)}"
+            return f"Property values were not valid: unknown or read-only properties {sorted(unknown)}"
         if any(not isinstance(v, str) for v in properties.values()):
             return "Property values must be strings"
         channel = properties.get("hs_communication_channel_type")
@@ -100,8 +180,10 @@ class FakeHubspot(FakeCrm):
             return f"{channel} is not a valid hs_communication_channel_type"
         if properties.get("hs_communication_logged_from", "CRM") != "CRM":
             return "hs_communication_logged_from must be CRM"
-        if "hubspot_owner_id" in properties and not properties["hubspot_owner_id"].isdigit():
-            return "hubspot_owner_id must be an owner id"
+        # hubspot_owner_id is an enumeration of the portal's owner ids, not user ids (PublicOwner.ts).
+        owner = properties.get("hubspot_owner_id")
+        if owner is not None and owner not in {o["id"] for o in self.owners}:
+            return f"{owner} is not a valid owner id"
         if "hs_timestamp" in properties:
             try:
                 datetime.fromisoformat(properties["hs_timestamp"].replace("Z", "+00:00"))
@@ -134,14 +216,26 @@ class FakeHubspot(FakeCrm):
         if problem:
             return _invalid(problem)
         self._next_id += 1
+        now = datetime.now(UTC)
         communication = {
             "id": str(self._next_id),
             "properties": dict(body["properties"]),
             "associations": body.get("associations", []),
             "archived": False,
+            "created": now,
+            "updated": now,
         }
         self.communications[communication["id"]] = communication
         return FakeResponse(201, _public(communication))
+
+    def _get(self, request: FakeRequest, communication_id: str) -> FakeResponse:
+        # GET .../communications/{id}?properties=a,b (BasicApi.getById): only the properties asked
+        # for (and those HubSpot always returns), unknown ones ignored.
+        communication = self.communications.get(communication_id)
+        if communication is None:
+            return self.not_found(request)
+        wanted = [p for p in request.query.get("properties", "").split(",") if p]
+        return FakeResponse(200, _public(communication, wanted))
 
     def _patch(self, request: FakeRequest, communication_id: str) -> FakeResponse:
         communication = self.communications.get(communication_id)
@@ -154,7 +248,38 @@ class FakeHubspot(FakeCrm):
         if problem:
             return _invalid(problem)
         communication["properties"].update(body["properties"])
+        communication["updated"] = datetime.now(UTC)
         return FakeResponse(200, _public(communication))
+
+    def _search(self, request: FakeRequest) -> FakeResponse:
+        body = request.body
+        if not isinstance(body, dict) or set(body) - _SEARCH_FIELDS:
+            return _invalid("a search is a PublicObjectSearchRequest")
+        limit = body.get("limit", 10)
+        if not isinstance(limit, int) or not 0 < limit <= _SEARCH_MAX_LIMIT:
+            return _invalid(f"limit must be between 1 and {_SEARCH_MAX_LIMIT}")
+        groups = body.get("filterGroups", [])
+        for group in groups:
+            for condition in group.get("filters", []):
+                if condition.get("operator") not in _OPERATORS or "propertyName" not in condition:
+                    return _invalid("a filter needs a propertyName and a known operator")
+        found = [
+            c
+            for c in self.communications.values()
+            if not groups or any(all(_matches(c, f) for f in g.get("filters", [])) for g in groups)
+        ]
+        wanted = body.get("properties", [])
+        return FakeResponse(
+            200, {"total": len(found), "results": [_public(c, wanted) for c in found[:limit]]}
+        )
+
+    def _owner(self, request: FakeRequest, owner_id: str) -> FakeResponse:
+        # GET /crm/v3/owners/{ownerId}?idProperty=id|userId (OwnersApi.getById).
+        key = "userId" if request.query.get("idProperty") == "userId" else "id"
+        owner = next((o for o in self.owners if str(o[key]) == owner_id), None)
+        if owner is None:
+            return _error(404, "OBJECT_NOT_FOUND", "resource not found")
+        return FakeResponse(200, owner)
 
     def _account_details(self, request: FakeRequest) -> FakeResponse:
         # GET /account-info/v3/details names the portal (HubSpot account) of the token.
@@ -175,15 +300,40 @@ class FakeHubspot(FakeCrm):
 
     record_store = "communications"
     body_path = ("properties", "hs_communication_body")
-    write_path = r"^/crm/v3/objects/communications"
+    write_path = r"^/crm/v3/objects/communications(/\d+)?$"
 
 
-def _public(communication: dict[str, Any]) -> dict[str, Any]:
-    now = datetime.now().astimezone().isoformat()
+def _matches(communication: dict[str, Any], condition: dict[str, Any]) -> bool:
+    """The filters the adapter sends: associations.contact EQ and hs_createdate GTE (milliseconds)."""
+    name, value = condition["propertyName"], str(condition.get("value", ""))
+    if name == "associations.contact":
+        return any(
+            str(a["to"]["id"]) == value and a["types"][0]["associationTypeId"] == 81
+            for a in communication["associations"]
+        )
+    if name == "hs_createdate" and condition["operator"] == "GTE":
+        return communication["created"].timestamp() * 1000 >= int(value)
+    raise AssertionError(f"the fake does not search by {name} {condition['operator']}")
+
+
+def _public(communication: dict[str, Any], wanted: list[str] | None = None) -> dict[str, Any]:
+    properties = communication["properties"]
+    if wanted is not None:
+        # HubSpot always returns these three, whatever is asked for.
+        always = {
+            "hs_createdate": _iso(communication["created"]),
+            "hs_lastmodifieddate": _iso(communication["updated"]),
+            "hs_object_id": communication["id"],
+        }
+        properties = {**always, **{p: properties[p] for p in wanted if p in properties}}
     return {
         "id": communication["id"],
-        "properties": communication["properties"],
-        "createdAt": now,
-        "updatedAt": now,
+        "properties": properties,
+        "createdAt": _iso(communication["created"]),
+        "updatedAt": _iso(communication["updated"]),
         "archived": communication["archived"],
     }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
