@@ -53,6 +53,9 @@ class Settings:
     # After a create that got no answer, how long before the record is looked for and, if absent,
     # created again: a slow CRM may still finish the first create within this time.
     create_settle_seconds: float = 30.0
+    # How much one CRM record holds before its conversation-day continues in the next record.
+    max_record_messages: int = 200
+    max_record_bytes: int = 256 * 1024
     shutdown_grace_seconds: float = 10.0
     # The Prometheus endpoint's port on the same host; None: no endpoint, 0: any free port.
     metrics_port: int | None = None
@@ -95,6 +98,16 @@ class Settings:
             max_call_seconds=_float(env, "MESSAGELOG_MAX_CALL_SECONDS", cls.max_call_seconds),
             digest_lease_seconds=_float(env, "MESSAGELOG_DIGEST_LEASE_SECONDS", cls.digest_lease_seconds),
             create_settle_seconds=_float(env, "MESSAGELOG_CREATE_SETTLE_SECONDS", cls.create_settle_seconds),
+            max_record_messages=_int(
+                env, "MESSAGELOG_MAX_RECORD_MESSAGES", cls.max_record_messages, minimum=2, maximum=100_000
+            ),
+            max_record_bytes=_int(
+                env,
+                "MESSAGELOG_MAX_RECORD_BYTES",
+                cls.max_record_bytes,
+                minimum=1024,
+                maximum=100 * 1024 * 1024,
+            ),
             shutdown_grace_seconds=_float(
                 env, "MESSAGELOG_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),

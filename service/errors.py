@@ -13,6 +13,8 @@ MessageLogError                       base: grpc_code, reason, retryable
 ├── HealthWatchesExhausted            RESOURCE_EXHAUSTED   HEALTH_WATCH_LIMIT
 ├── CrmNotConfigured                  FAILED_PRECONDITION  CRM_NOT_CONFIGURED
 ├── LogNotFound                       NOT_FOUND            LOG_NOT_FOUND
+├── RecordKindMismatch                FAILED_PRECONDITION  RECORD_KIND_MISMATCH
+├── RecordDayMismatch                 FAILED_PRECONDITION  RECORD_DAY_MISMATCH
 ├── DigestBusy                        UNAVAILABLE          DIGEST_BUSY
 ├── WriteUnsettled                    UNAVAILABLE          WRITE_UNSETTLED (retry_after)
 ├── StoreUnavailable                  UNAVAILABLE          STORE_UNAVAILABLE
@@ -148,6 +150,22 @@ class CrmNotConfigured(MessageLogError):
 class LogNotFound(MessageLogError):
     grpc_code = grpc.StatusCode.NOT_FOUND
     reason = "LOG_NOT_FOUND"
+
+
+class RecordKindMismatch(MessageLogError):
+    """UpdateMessageLog named a record that cannot hold this message as what it is: a voicemail or
+    fax record holds its own message only, and a conversation digest holds SMS."""
+
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "RECORD_KIND_MISMATCH"
+
+
+class RecordDayMismatch(MessageLogError):
+    """UpdateMessageLog named a record of another local day than the message's (in the zone the
+    record is rendered in)."""
+
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "RECORD_DAY_MISMATCH"
 
 
 class DigestBusy(MessageLogError):

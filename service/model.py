@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
+
+# How UserInfo.zone_label writes a fixed offset (see service.validation).
+_OFFSET_LABEL = re.compile(r"UTC([+-])(\d{2}):(\d{2})")
 
 
 class Kind(StrEnum):
@@ -32,12 +37,24 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class UserInfo:
+    """The CRM user a message is logged for; zone_label names zone: an IANA name, or a fixed
+    offset written UTC+05:30 (see zone_from_label)."""
+
     id: str
     hostname: str
     zone: tzinfo
     zone_label: str
     name: str
     platform_additional_info: Mapping[str, str] = field(default_factory=dict)
+
+
+def zone_from_label(label: str) -> tzinfo:
+    """The zone a UserInfo.zone_label names, for a zone stored with a digest."""
+    offset = _OFFSET_LABEL.fullmatch(label)
+    if offset is None:
+        return ZoneInfo(label)
+    sign = -1 if offset[1] == "-" else 1
+    return timezone(sign * timedelta(hours=int(offset[2]), minutes=int(offset[3])))
 
 
 @dataclass(frozen=True)

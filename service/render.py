@@ -75,6 +75,9 @@ class RenderedRecord:
     first_time: datetime
     last_time: datetime
     message_count: int
+    # The digest's reference (its marker, ref_marker(ref), ends the body), for CRMs that can also
+    # tag a record with it and find it by the tag; "" for records that carry none.
+    ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,10 @@ class DigestView:
     # How many messages the kept text holds, and when the first of them was sent.
     kept_count: int = 0
     first_time: datetime = datetime.min
+    # Which part of its conversation-day the record is, and the CRM record of the part before it
+    # (a day past a record's cap continues in a record of its own).
+    part: int = 1
+    continues_log_id: str = ""
 
 
 def fingerprint(body: str) -> str:
@@ -105,6 +112,11 @@ def fingerprint(body: str) -> str:
 def ref_marker(ref: str) -> str:
     """The text a record carries to say which digest it is."""
     return f"(ref {ref})"
+
+
+def ref_in(marker: str) -> str:
+    """The reference a ref_marker names (for CRMs that are searched by the bare reference)."""
+    return marker.removeprefix("(ref ").removesuffix(")")
 
 
 def clean(text: str) -> str:
@@ -136,6 +148,8 @@ def render(view: DigestView, fmt: BodyFormat) -> RenderedRecord:
     day = view.local_date.isoformat()
     if view.kind is Kind.SMS:
         subject = f"SMS conversation with {contact} - {day}"
+        if view.part > 1:
+            subject += f" (part {view.part})"
     elif view.kind is Kind.VOICEMAIL:
         subject = f"Voicemail left by {contact} - {day}"
     elif entries[0].direction is Direction.INBOUND:
@@ -160,6 +174,7 @@ def render(view: DigestView, fmt: BodyFormat) -> RenderedRecord:
         first_time=view.first_time if view.kept_body is not None else entries[0].created_at,
         last_time=entries[-1].created_at if entries else view.first_time,
         message_count=len(entries) + view.kept_count,
+        ref=view.ref,
     )
 
 
@@ -316,6 +331,8 @@ def _conversation(writer: _Writer, view: DigestView, subject: str, entries: Sequ
     writer.gap()
     writer.heading("Conversation summary")
     writer.line(f"{_long_date(view.local_date)} (times in {view.zone_label})")
+    if view.continues_log_id:
+        writer.line(f"Part {view.part}: continues the conversation of record {view.continues_log_id}")
     writer.gap()
     writer.heading("Participants")
     writer.items(_participants(view, entries))

@@ -33,7 +33,7 @@ from service.limits import CrmCapacity, budgets_from_env
 from service.outbound import http_client, origin
 from service.retention import purge_periodically
 from service.servicer import MessageLogServicer
-from service.store import Store, open_store
+from service.store import RecordCap, Store, open_store
 from service.validation import MAX_REQUEST_BYTES_RECEIVED
 
 log = structlog.get_logger("messagelog.server")
@@ -213,6 +213,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             lease_seconds=settings.digest_lease_seconds,
             create_settle_seconds=settings.create_settle_seconds,
             crm_capacity=CrmCapacity(budgets),
+            record_cap=RecordCap(settings.max_record_messages, settings.max_record_bytes),
         )
         server = grpc.aio.server(
             # Metrics first, so calls the others refuse are counted too.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from service.errors import FieldViolation, InvalidRequest
 
@@ -25,3 +25,13 @@ def numeric_id(field: str, value: str, crm: str) -> int:
 def utc_iso(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z, the one form every CRM here parses."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# How far before a lost create was sent a search for the record it made still looks: the CRM
+# stamps the record by its own clock, which may be behind ours.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def created_after(sent: datetime) -> datetime:
+    """The earliest creation time a search for the record of a create sent at `sent` asks for."""
+    return sent - CLOCK_SKEW

@@ -15,6 +15,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from functools import wraps
 from typing import ParamSpec, TypeVar
@@ -24,8 +25,8 @@ from sqlalchemy.exc import DBAPIError
 
 from service import metrics
 from service.config import SettingsError
-from service.errors import LogNotFound, StoreUnavailable
-from service.model import Entry, LogRequest
+from service.errors import LogNotFound, RecordDayMismatch, RecordKindMismatch, StoreUnavailable
+from service.model import Entry, Kind, LogRequest, zone_from_label
 from service.store.database import Database, PostgresDatabase, Row, SqliteDatabase, Transaction, connect
 from service.store.sealing import Sealer, sealer_for
 
@@ -70,8 +71,33 @@ class StoredDigest:
     kept_ids: frozenset[str]
     # The record's version as our last confirmed write left it (CRMs that write conditionally).
     crm_version: str | None
+    # What the record holds (a day of a conversation, or one voicemail or fax), the local day it
+    # is of, and the zone it is rendered in (None for digests stored before zones were kept).
+    kind: Kind
+    local_date: date
+    zone_label: str | None
+    # Which part of its conversation-day the record is (see RecordCap), and the CRM record of the
+    # part before it.
+    part: int
+    continues_log_id: str | None
     entries: list[Entry]
     pending_ids: list[str]
+
+
+@dataclass(frozen=True)
+class RecordCap:
+    """How much one CRM record holds; past it, the conversation's day continues in a record of its
+    own (the next part) that names the one before. A record of thousands of messages would be
+    re-rendered and re-uploaded whole at every append (at 5,000 messages, a 1.35 s stall and
+    50 MB per append)."""
+
+    # Messages filed in one record (a claim counts them; concurrent claims may pass it by a few).
+    messages: int = 200
+    # Bytes of rendered body after which a record takes no new messages.
+    body_bytes: int = 256 * 1024
+
+
+RECORD_CAP = RecordCap()
 
 
 @dataclass(frozen=True)
@@ -83,15 +109,24 @@ class Leased:
     digest: StoredDigest | None
 
 
-_FIND_DIGEST = "SELECT id, crm_log_id FROM digests WHERE scope = $1 AND thread_key = $2 AND local_date = $3"
+# With how many messages it holds (over the messages' digest index), to know whether it is full.
+_FIND_DIGEST = (
+    "SELECT d.id, d.crm_log_id, d.is_full, (SELECT count(*) FROM messages m WHERE m.digest_id = d.id)"
+    " FROM digests d WHERE d.scope = $1 AND d.thread_key = $2 AND d.local_date = $3"
+)
 _NEW_DIGEST = (
     "INSERT INTO digests (scope, thread_key, local_date, kind, crm, account_host, crm_user_id, contact_id,"
-    " ref, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"
+    " ref, created_ms, updated_ms, zone, part, continues_log_id)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)"
     " ON CONFLICT (scope, thread_key, local_date) DO NOTHING RETURNING id"
 )
 _FIND_LOGGED_DIGEST = (
-    "SELECT id, crm_log_id FROM digests WHERE scope = $1 AND crm_log_id = $2 ORDER BY id DESC LIMIT 1"
+    "SELECT d.id, d.crm_log_id, d.thread_key, d.kind, d.local_date, d.zone, d.part, d.is_full,"
+    " (SELECT count(*) FROM messages m WHERE m.digest_id = d.id) FROM digests d"
+    " WHERE d.scope = $1 AND d.crm_log_id = $2 ORDER BY d.id DESC LIMIT 1"
 )
+# A day's later parts (see RecordCap) are digests of their own, keyed by the thread and the part.
+_PART = "#part"
 _NEW_MESSAGE = (
     "INSERT INTO messages (scope, message_id, digest_id, created_ms, state, owner, entry, recorded_ms)"
     " VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) ON CONFLICT (scope, message_id) DO NOTHING"
@@ -104,7 +139,7 @@ _TAKE_LEASE = (
     "UPDATE digests SET lease_owner = $2, lease_expires_ms = $4"
     " WHERE id = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_ms < $3)"
     " RETURNING crm_log_id, ref, create_sent_ms, settle_until_ms, written_fingerprint, sent_fingerprints,"
-    " kept_body, crm_version"
+    " kept_body, crm_version, kind, local_date, zone, part, continues_log_id"
 )
 _RELEASE_LEASE = (
     "UPDATE digests SET lease_owner = NULL, lease_expires_ms = NULL WHERE id = $1 AND lease_owner = $2"
@@ -112,7 +147,7 @@ _RELEASE_LEASE = (
 # The same columns as _TAKE_LEASE returns.
 _LOAD_DIGEST = (
     "SELECT crm_log_id, ref, create_sent_ms, settle_until_ms, written_fingerprint, sent_fingerprints,"
-    " kept_body, crm_version FROM digests WHERE id = $1"
+    " kept_body, crm_version, kind, local_date, zone, part, continues_log_id FROM digests WHERE id = $1"
 )
 _LOAD_ENTRIES = (
     "SELECT message_id, state, entry, in_kept FROM messages WHERE digest_id = $1"
@@ -123,8 +158,8 @@ _UNSETTLED = "UPDATE digests SET settle_until_ms = $2 WHERE id = $1"
 _WRITE_SENT = "UPDATE digests SET sent_fingerprints = $2 WHERE id = $1"
 # Every SET reads the row as it was, so the lease is compared before it is cleared.
 _RECORD_DIGEST = (
-    "UPDATE digests SET crm_log_id = $2, create_sent_ms = NULL, written_fingerprint = $3,"
-    " sent_fingerprints = NULL, crm_version = $6, updated_ms = $4,"
+    "UPDATE digests SET crm_log_id = $2, create_sent_ms = NULL, settle_until_ms = NULL, is_full = $7,"
+    " written_fingerprint = $3, sent_fingerprints = NULL, crm_version = $6, updated_ms = $4,"
     " lease_owner = CASE WHEN lease_owner = $5 THEN NULL ELSE lease_owner END,"
     " lease_expires_ms = CASE WHEN lease_owner = $5 THEN NULL ELSE lease_expires_ms END"
     " WHERE id = $1"
@@ -142,8 +177,8 @@ _RECORD_WRITTEN_POSTGRES = (
     " WHERE digest_id = $1 AND message_id = ANY($7::varchar[]) AND state = 'pending'"
     "), unkept AS ("
     " UPDATE messages SET in_kept = false WHERE digest_id = $1 AND $3 = 'create' AND in_kept"
-    ") UPDATE digests SET crm_log_id = $2, create_sent_ms = NULL, written_fingerprint = $4,"
-    " sent_fingerprints = NULL, crm_version = $8, updated_ms = $5,"
+    ") UPDATE digests SET crm_log_id = $2, create_sent_ms = NULL, settle_until_ms = NULL, is_full = $9,"
+    " written_fingerprint = $4, sent_fingerprints = NULL, crm_version = $8, updated_ms = $5,"
     " kept_body = CASE WHEN $3 = 'create' THEN NULL ELSE kept_body END,"
     " lease_owner = CASE WHEN lease_owner = $6 THEN NULL ELSE lease_owner END,"
     " lease_expires_ms = CASE WHEN lease_owner = $6 THEN NULL ELSE lease_expires_ms END"
@@ -238,23 +273,24 @@ class Store:
         await self._database.ping()
 
     @_guard
-    async def claim(self, request: LogRequest, owner: str) -> ClaimedMessage:
-        """Files the message under its thread's digest for the day, creating the digest row if needed."""
+    async def claim(self, request: LogRequest, owner: str, cap: RecordCap = RECORD_CAP) -> ClaimedMessage:
+        """Files the message under its thread's digest for the day (the day's first part that is
+        not full), creating the digest row if needed."""
 
         async def work(tx: Transaction) -> ClaimedMessage:
-            return await _claim(tx, request, owner, self._sealer)
+            return await _claim(tx, request, owner, cap, self._sealer)
 
         return await self._database.transaction(work)
 
     @_guard
     async def claim_and_lease(
-        self, request: LogRequest, owner: str, ttl_ms: int
+        self, request: LogRequest, owner: str, ttl_ms: int, cap: RecordCap = RECORD_CAP
     ) -> tuple[ClaimedMessage, Leased | None]:
         """claim, then lease_and_load in the same transaction when the message waits for a write:
         the path of a call that finds nobody writing its digest, in one transaction instead of two."""
 
         async def work(tx: Transaction) -> tuple[ClaimedMessage, Leased | None]:
-            claimed = await _claim(tx, request, owner, self._sealer)
+            claimed = await _claim(tx, request, owner, cap, self._sealer)
             if claimed.state is MessageState.LOGGED:
                 return claimed, None
             digest = await _try_lease(tx, claimed.digest_id, owner, ttl_ms)
@@ -266,8 +302,11 @@ class Store:
         return await self._database.transaction(work)
 
     @_guard
-    async def claim_in_log(self, request: LogRequest, owner: str) -> ClaimedMessage:
-        """Files the message under the digest whose CRM record is request.log_id."""
+    async def claim_in_log(
+        self, request: LogRequest, owner: str, cap: RecordCap = RECORD_CAP
+    ) -> ClaimedMessage:
+        """Files the message under the digest whose CRM record is request.log_id, or, once that
+        record is full, under the part that continues its day."""
 
         async def work(tx: Transaction) -> ClaimedMessage:
             digest = await tx.fetch_one(_FIND_LOGGED_DIGEST, request.scope, request.log_id)
@@ -276,7 +315,20 @@ class Store:
                     f"no {request.crm} record {request.log_id!r} was logged by this service"
                     " for this user and contact"
                 )
-            return await _file_message(tx, request, digest[0], digest[1], owner, self._sealer)
+            digest_id, crm_log_id, thread_key, kind, local_date, zone_label, part, full, count = digest
+            _check_fits(request, thread_key, Kind(kind), date.fromisoformat(local_date), zone_label)
+            if full or count >= cap.messages:
+                # The record is full: the message goes to the part that continues its day.
+                return await _claim_in_part(
+                    tx,
+                    _Filing(request, owner, cap, self._sealer),
+                    thread_key.removesuffix(f"{_PART}{part}"),
+                    local_date,
+                    part + 1,
+                    crm_log_id,
+                    zone_label or request.user.zone_label,
+                )
+            return await _file_message(tx, request, digest_id, crm_log_id, owner, self._sealer)
 
         return await self._database.transaction(work)
 
@@ -332,10 +384,12 @@ class Store:
         fingerprint: str,
         version: str | None,
         owner: str,
+        full: bool = False,
     ) -> None:
         """The CRM now holds these messages in record crm_log_id, whose text has this fingerprint
         and which is at this version (None where the CRM keeps none); owner's lease on the digest
-        ends."""
+        ends, and so does any hold after an unanswered write (a write lands only once it has
+        settled or was seen landed). A full record takes no more messages (see RecordCap)."""
         now = _now_ms()
         if self.dialect == "postgresql":
             await self._database.execute(
@@ -348,11 +402,12 @@ class Store:
                 owner,
                 list(message_ids),
                 version,
+                full,
             )
             return
 
         async def work(tx: Transaction) -> None:
-            await tx.execute(_RECORD_DIGEST, digest_id, crm_log_id, fingerprint, now, owner, version)
+            await tx.execute(_RECORD_DIGEST, digest_id, crm_log_id, fingerprint, now, owner, version, full)
             if via == "create":
                 # A new record holds every message whole: nothing of a former record's edit is kept.
                 await tx.execute(_SET_KEPT_BODY, digest_id, None)
@@ -400,29 +455,92 @@ class Store:
         return await self._database.transaction(work)
 
 
-async def _claim(tx: Transaction, request: LogRequest, owner: str, sealer: Sealer) -> ClaimedMessage:
-    scope, thread_key, local_date = request.scope, request.thread_key, request.local_date.isoformat()
-    # Look first: every message but a day's first finds its digest, with one statement.
-    digest = await tx.fetch_one(_FIND_DIGEST, scope, thread_key, local_date)
-    if digest is None:
-        created = await tx.fetch_one(
-            _NEW_DIGEST,
-            scope,
-            thread_key,
-            local_date,
-            request.kind.value,
-            request.crm,
-            request.account[:253],
-            request.user.id,
-            request.contact.id,
-            secrets.token_hex(6),
-            _now_ms(),
+async def _claim(
+    tx: Transaction, request: LogRequest, owner: str, cap: RecordCap, sealer: Sealer
+) -> ClaimedMessage:
+    filing = _Filing(request, owner, cap, sealer)
+    day = request.local_date.isoformat()
+    return await _claim_in_part(tx, filing, request.thread_key, day, 1, None, request.user.zone_label)
+
+
+@dataclass(frozen=True)
+class _Filing:
+    """One claim's message and its filer, the cap on a record, and the sealer of its entry."""
+
+    request: LogRequest
+    owner: str
+    cap: RecordCap
+    sealer: Sealer
+
+
+async def _claim_in_part(
+    tx: Transaction,
+    filing: _Filing,
+    thread_key: str,
+    local_date: str,
+    part: int,
+    continues_log_id: str | None,
+    zone_label: str,
+) -> ClaimedMessage:
+    """Files the message in the first part of its thread's day, from `part` on, that is not
+    full, creating that part's digest row if needed. A message already filed stays where it is."""
+    request, owner, sealer = filing.request, filing.owner, filing.sealer
+    scope = request.scope
+    while True:
+        key = thread_key if part == 1 else f"{thread_key}{_PART}{part}"
+        # Look first: every message but a part's first finds its digest, with one statement.
+        digest = await tx.fetch_one(_FIND_DIGEST, scope, key, local_date)
+        if digest is None:
+            created = await tx.fetch_one(
+                _NEW_DIGEST,
+                scope,
+                key,
+                local_date,
+                request.kind.value,
+                request.crm,
+                request.account[:253],
+                request.user.id,
+                request.contact.id,
+                secrets.token_hex(6),
+                _now_ms(),
+                zone_label,
+                part,
+                continues_log_id,
+            )
+            if created is not None:
+                return await _file_message(tx, request, created[0], None, owner, sealer)
+            digest = await tx.fetch_one(_FIND_DIGEST, scope, key, local_date)
+            assert digest is not None  # another transaction made it first, and committed
+        digest_id, crm_log_id, full, count = digest
+        if not (full or count >= filing.cap.messages):
+            return await _file_message(tx, request, digest_id, crm_log_id, owner, sealer)
+        # As much as a record may hold: the day goes on in the next part, which names this one.
+        part, continues_log_id = part + 1, crm_log_id
+
+
+def _check_fits(request: LogRequest, thread_key: str, kind: Kind, day: date, zone_label: str | None) -> None:
+    """Refuses a message that the record UpdateMessageLog names cannot hold as what it is: a
+    record keeps its kind (a voicemail or fax record holds its own message only, a conversation
+    digest holds SMS) and its day (in the zone it is rendered in)."""
+    if kind is not request.kind:
+        raise RecordKindMismatch(
+            f"record {request.log_id!r} holds {_KIND_NAMES[kind]}, not {_KIND_NAMES[request.kind]};"
+            " log this message with AddMessageLog"
         )
-        if created is not None:
-            return await _file_message(tx, request, created[0], None, owner, sealer)
-        digest = await tx.fetch_one(_FIND_DIGEST, scope, thread_key, local_date)
-        assert digest is not None  # another transaction made it first, and committed
-    return await _file_message(tx, request, digest[0], digest[1], owner, sealer)
+    if thread_key != request.thread_key and kind is not Kind.SMS:
+        raise RecordKindMismatch(
+            f"record {request.log_id!r} holds one {kind.value} already; log this one with AddMessageLog"
+        )
+    zone = request.user.zone if zone_label is None else zone_from_label(zone_label)
+    message_day = request.entry.created_at.astimezone(zone).date()
+    if message_day != day:
+        raise RecordDayMismatch(
+            f"record {request.log_id!r} holds the messages of {day.isoformat()}; this message is of"
+            f" {message_day.isoformat()} ({zone_label or request.user.zone_label}): log it with AddMessageLog"
+        )
+
+
+_KIND_NAMES = {Kind.SMS: "an SMS conversation", Kind.VOICEMAIL: "a voicemail", Kind.FAX: "a fax"}
 
 
 async def _file_message(
@@ -481,7 +599,21 @@ async def _load(tx: Transaction, digest_id: int, sealer: Sealer, digest: Row | N
     if digest is None:
         digest = await tx.fetch_one(_LOAD_DIGEST, digest_id)
         assert digest is not None  # digests are deleted only with every message, and never leased
-    crm_log_id, ref, create_sent_ms, settle_until_ms, written, sent, kept_body, crm_version = digest
+    (
+        crm_log_id,
+        ref,
+        create_sent_ms,
+        settle_until_ms,
+        written,
+        sent,
+        kept_body,
+        crm_version,
+        kind,
+        day,
+        zone,
+        part,
+        continues_log_id,
+    ) = digest
     rows: list[Row] = await tx.fetch_all(_LOAD_ENTRIES, digest_id)
     return StoredDigest(
         id=digest_id,
@@ -494,6 +626,11 @@ async def _load(tx: Transaction, digest_id: int, sealer: Sealer, digest: Row | N
         kept_body=None if kept_body is None else sealer.open(kept_body, _kept_body_place(digest_id)),
         kept_ids=frozenset(row[0] for row in rows if row[3]),
         crm_version=crm_version,
+        kind=Kind(kind),
+        local_date=date.fromisoformat(day),
+        zone_label=zone,
+        part=part,
+        continues_log_id=continues_log_id,
         entries=[Entry.from_json(sealer.open(row[2], _entry_place(digest_id, row[0]))) for row in rows],
         pending_ids=[row[0] for row in rows if row[1] == MessageState.PENDING],
     )

@@ -3,6 +3,7 @@ appends written with IF-MATCH, so a person's edit is kept without reading the re
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 from messagelog.v1 import message_log_pb2 as pb
 from structlog.testing import capture_logs
 
+from tests.adapters.direct import account_key
+from tests.adapters.lost_create import SETTLE_SECONDS, lose_create_then_retry
 from tests.conftest import Harness
 from tests.fakes.base import FakeRequest, Fault
 from tests.fakes.clio import FakeClio
@@ -248,3 +251,49 @@ async def test_a_record_that_changes_again_while_written_is_busy_and_loses_nothi
     retry = await log(clio, "m2", 1, "second message")
     assert retry.outcome == pb.LOG_OUTCOME_APPENDED
     assert clio.fake.record_body(created.log_id).count("second message") == 1
+
+
+async def test_the_account_is_the_firm_who_am_i_names() -> None:
+    # Two firms' users on one regional host are two accounts: who_am_i's account{id} (Clio's
+    # spec: User.account, Account_base.id), not the shared host, names them.
+    firm_a, firm_b = FakeClio(), FakeClio()
+    firm_b.user = {**firm_b.user, "account": {"id": 5502}}
+
+    keys = [await account_key(fake, "clio", AUTH, "app.clio.com") for fake in (firm_a, firm_b)]
+
+    assert keys == ["clio:5501", "clio:5502"]
+    (lookup,) = firm_b.identity_lookups
+    assert (lookup.path, lookup.query) == ("/api/v4/users/who_am_i.json", {"fields": "id,name,account{id}"})
+
+
+async def test_a_lost_create_is_found_among_the_contacts_new_communications(
+    make_harness: Callable[..., Any],
+) -> None:
+    async with make_harness(FakeClio(), AUTH, MESSAGELOG_CREATE_SETTLE_SECONDS=str(SETTLE_SECONDS)) as clio:
+        lost = request(sms("m1", text="first words"), user_name="Al")
+        retry = await lose_create_then_retry(clio, lost, "POST", r"communications\.json$")
+        (log_id,) = clio.fake.record_ids()
+
+    create, find, written = clio.fake.requests
+    assert create.method == "POST"
+    assert (find.method, find.path) == ("GET", "/api/v4/communications.json")
+    created_since = find.query.pop("created_since")
+    assert find.query == {"contact_id": "42", "fields": "id,etag,body", "order": "id(desc)", "limit": "200"}
+    assert created_since.endswith("Z") and created_since < clio.fake.communications[int(log_id)]["created_at"]
+    assert (written.method, written.path) == ("PATCH", f"/api/v4/communications/{log_id}.json")
+    assert retry.log_id == log_id and clio.fake.record_ids() == [log_id]
+    assert clio.fake.record_body(log_id).count("first words") == 1
+
+
+async def test_a_create_that_never_landed_is_made_once_the_search_finds_nothing(
+    make_harness: Callable[..., Any],
+) -> None:
+    async with make_harness(FakeClio(), AUTH, MESSAGELOG_CREATE_SETTLE_SECONDS=str(SETTLE_SECONDS)) as clio:
+        clio.fake.inject(Fault(status=500, body={"error": "lost"}, method="POST"))
+        await clio.add_error(request(sms("m1"), user_name="Al"))
+        await asyncio.sleep(SETTLE_SECONDS)
+
+        retry = await clio.add(request(sms("m1"), user_name="Al"))
+
+    assert [r.method for r in clio.fake.requests] == ["POST", "GET", "POST"]
+    assert clio.fake.record_ids() == [retry.log_id]

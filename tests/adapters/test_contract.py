@@ -386,8 +386,6 @@ async def test_a_refused_credential_learns_nothing(case: CrmCase, crm: Harness) 
 
 async def test_the_fake_refuses_what_the_crm_documents_as_refused(case: CrmCase, crm: Harness) -> None:
     refusals = crm.fake.documented_refusals
-    if not refusals:  # TODO(lead): becomes a failure once every fake declares its refusals
-        pytest.skip(f"the {case.crm} fake names no documented refusals yet")
     assert len(refusals) >= 2, f"the {case.crm} fake names fewer than two documented refusals"
     for refusal in refusals:
         assert refusal.source, refusal

@@ -1,4 +1,8 @@
-"""Redtail's own quirks: the activity payload, the UserKey header, HTML, the host allow-list."""
+"""Redtail's own quirks: the activity payload, the UserKey header, HTML, the host allow-list, an
+append that reads the activity first, and a lost create made again (a documented limit).
+
+Redtail's activities API is unverified (no official source was found): these tests hold the
+adapter to what it sends, not to a checked contract."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import grpc
 import pytest
 from messagelog.v1 import message_log_pb2 as pb
 
+from tests.adapters.lost_create import SETTLE_SECONDS, lose_create_then_retry
 from tests.conftest import Harness
 from tests.fakes.redtail import FakeRedtail
 from tests.helpers import add_request, sms
@@ -27,7 +32,9 @@ def request(message: pb.Message, **kw: Any) -> Any:
     return add_request("redtail", message, **kw)
 
 
-async def test_create_posts_one_completed_linked_activity_and_an_append_one_patch(redtail: Harness) -> None:
+async def test_create_posts_one_completed_linked_activity_and_an_append_reads_then_patches(
+    redtail: Harness,
+) -> None:
     created = await redtail.add(request(sms("m1", "2026-11-20T15:00:00Z", "first")))
     (create,) = redtail.fake.requests
     await redtail.add(request(sms("m2", "2026-11-20T16:30:00Z", "second")))
@@ -44,9 +51,10 @@ async def test_create_posts_one_completed_linked_activity_and_an_append_one_patc
         "completed": True,
         "linked_contacts": [{"contact_id": 42}],
     }
-    assert [(r.method, r.path) for r in append] == [("PATCH", f"/api/public/v1/activities/{created.log_id}")]
-    assert append[0].body["end_date"] == "2026-11-20T16:30:00Z"
-    assert set(append[0].body) == {"subject", "description", "end_date"}
+    path = f"/api/public/v1/activities/{created.log_id}"
+    assert [(r.method, r.path) for r in append] == [("GET", path), ("PATCH", path)]
+    assert append[1].body["end_date"] == "2026-11-20T16:30:00Z"
+    assert set(append[1].body) == {"subject", "description", "end_date"}
     activity = redtail.fake.activities[int(created.log_id)]
     assert activity["completed"] is True and activity["linked_contacts"] == [{"contact_id": 42}]
 
@@ -92,3 +100,27 @@ async def test_a_contact_id_that_is_not_a_redtail_id_is_refused_before_any_reque
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
     assert status.fields == {"contact.id"}
     assert redtail.fake.requests == []
+
+
+async def test_a_persons_edit_of_the_description_is_kept(redtail: Harness) -> None:
+    created = await redtail.add(request(sms("m1", "2026-11-20T15:00:00Z", "first")))
+    edited = "<p>Client asked for a review meeting. <i>(Bob)</i></p>"
+    redtail.fake.edit_record(created.log_id, edited)
+
+    await redtail.add(request(sms("m2", "2026-11-20T16:30:00Z", "second")))
+
+    description = redtail.fake.record_body(created.log_id)
+    assert description.startswith(edited)
+    assert "second" in description and "first" not in description
+
+
+async def test_a_lost_create_is_made_again_a_documented_limit(make_harness: Callable[..., Any]) -> None:
+    # No way to list or search Redtail activities is documented, so the record is duplicated.
+    settle = str(SETTLE_SECONDS)
+    async with make_harness(FakeRedtail(), AUTH, MESSAGELOG_CREATE_SETTLE_SECONDS=settle) as crm:
+        lost = request(sms("m1", text="first words"))
+        retry = await lose_create_then_retry(crm, lost, "POST", r"activities$")
+
+    assert len(crm.fake.record_ids()) == 2
+    assert retry.log_id == crm.fake.record_ids()[-1]
+    assert [r.method for r in crm.fake.requests] == ["POST", "POST"]

@@ -1,6 +1,9 @@
 """A fake Clio Manage v4: communications and users/who_am_i, with its auth, errors and rate limits.
 
-Shapes follow Clio's published OpenAPI spec: bodies are {"data": ...}; a create answers 201;
+Shapes follow Clio's published OpenAPI spec (v4, `clio_client/specs/openapi.json` in
+traviscrawford85/clio_cli; docs.developers.clio.com/api-reference): bodies are {"data": ...};
+a User has a nested `account` (Account_base {id, name, ...}); GET /communications.json lists
+{"data": [...]} filtered by contact_id and created_since, with limit 1..200; a create answers 201;
 replies hold only id and etag unless ?fields= names more; every write gives the record a new etag,
 and a PATCH with an IF-MATCH header that is not the record's etag answers 412; errors are
 {"error": {"type": ..., "message": ...}}; every reply carries X-RateLimit-Limit, -Remaining and
@@ -11,9 +14,10 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse
+from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse, Refusal
 
 _FIELDS = {
     "type",
@@ -27,8 +31,15 @@ _FIELDS = {
     "external_properties",
     "notification_event_subscribers",
 }
+# Communication create schema: required body, subject, type (spec, POST /communications.json).
 _REQUIRED_ON_CREATE = {"type", "subject", "body"}
+_ISO_TIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})"
+# GET /communications.json `order` values (spec; the fake sorts by id only).
+_LIST_ORDERS = {"id(asc)", "id(desc)"}
 _WINDOW_SECONDS = 60
+_SPEC = (
+    "Clio OpenAPI v4 (traviscrawford85/clio_cli clio_client/specs/openapi.json), POST /communications.json"
+)
 
 
 def _error(status: int, kind: str, message: str) -> FakeResponse:
@@ -38,6 +49,35 @@ def _error(status: int, kind: str, message: str) -> FakeResponse:
 class FakeClio(FakeCrm):
     name = "clio"
     identity_route = r"/api/v4/users/who_am_i\.json"
+    documented_refusals = (
+        # Communication `type` is an enum of PhoneCommunication and EmailCommunication (no SMS type).
+        Refusal(
+            "POST",
+            "/api/v4/communications.json",
+            {"data": {"type": "SmsCommunication", "subject": "s", "body": "b"}},
+            422,
+            ("error", "message"),
+            source=f"{_SPEC}: data.type enum",
+        ),
+        # body, subject and type are required.
+        Refusal(
+            "POST",
+            "/api/v4/communications.json",
+            {"data": {"type": "PhoneCommunication", "subject": "s"}},
+            422,
+            ("error", "message"),
+            source=f"{_SPEC}: required [body, subject, type]",
+        ),
+        # A field the Communication schema does not have.
+        Refusal(
+            "POST",
+            "/api/v4/communications.json",
+            {"data": {"type": "PhoneCommunication", "subject": "s", "body": "b", "channel": "sms"}},
+            422,
+            ("error", "message"),
+            source=f"{_SPEC}: data properties",
+        ),
+    )
 
     def __init__(self, *, token: str = "clio-token", limit_per_minute: int = 50) -> None:
         super().__init__()
@@ -52,6 +92,7 @@ class FakeClio(FakeCrm):
         self._next_id = 7000
         self.route("GET", r"/api/v4/users/who_am_i\.json", self._who_am_i)
         self.route("POST", r"/api/v4/communications\.json", self._create)
+        self.route("GET", r"/api/v4/communications\.json", self._list)
         self.route("GET", r"/api/v4/communications/(\d+)\.json", self._get)
         self.route("PATCH", r"/api/v4/communications/(\d+)\.json", self._patch)
         self.route("DELETE", r"/api/v4/communications/(\d+)\.json", self._delete)
@@ -101,9 +142,7 @@ class FakeClio(FakeCrm):
             return "type must be PhoneCommunication or EmailCommunication"
         if "date" in data and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(data["date"])):
             return "date must be an ISO date"
-        if "received_at" in data and not re.fullmatch(
-            r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", str(data["received_at"])
-        ):
+        if "received_at" in data and not re.fullmatch(_ISO_TIME, str(data["received_at"])):
             return "received_at must be an ISO date-time"
         if "matter" in data and data["matter"] != {"id": _known(data["matter"], self.matter_ids)}:
             return "matter must be {id} of an existing matter"
@@ -123,9 +162,37 @@ class FakeClio(FakeCrm):
         if problem := self._check(request.body, creating=True):
             return _error(422, "InvalidFields", problem)
         self._next_id += 1
-        record = {"id": self._next_id, **request.body["data"], "etag": _etag(self._next_id, 1)}
+        record = {
+            "id": self._next_id,
+            **request.body["data"],
+            "etag": _etag(self._next_id, 1),
+            "created_at": datetime.now(UTC).isoformat(),
+        }
         self.communications[self._next_id] = record
         return FakeResponse(201, {"data": self._shown(record, request)})
+
+    def _list(self, request: FakeRequest) -> FakeResponse:
+        query = request.query
+        limit = query.get("limit", "200")
+        if not limit.isdigit() or not 1 <= int(limit) <= 200:
+            # spec: "Limit can range between 1 and 200".
+            return _error(400, "InvalidParameters", "limit must be between 1 and 200")
+        if query.get("order", "id(asc)") not in _LIST_ORDERS:
+            return _error(400, "InvalidParameters", "order must be id(asc) or id(desc) in this fake")
+        since = query.get("created_since")
+        if since is not None and not re.fullmatch(_ISO_TIME, since):
+            return _error(400, "InvalidParameters", "created_since must be an ISO-8601 timestamp")
+        contact = query.get("contact_id")
+        if contact is not None and not contact.isdigit():
+            return _error(400, "InvalidParameters", "contact_id must be an integer")
+        found = [
+            record
+            for record in self.communications.values()
+            if (contact is None or _names_contact(record, int(contact)))
+            and (since is None or _after(record["created_at"], since))
+        ]
+        found.sort(key=lambda record: record["id"], reverse=query.get("order") == "id(desc)")
+        return FakeResponse(200, {"data": [self._shown(r, request) for r in found[: int(limit)]]})
 
     def _get(self, request: FakeRequest, record_id: str) -> FakeResponse:
         record = self.communications.get(int(record_id))
@@ -176,3 +243,12 @@ def _known(reference: Any, ids: set[int]) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value not in ids:
         return None
     return value
+
+
+def _names_contact(record: dict[str, Any], contact_id: int) -> bool:
+    parties = [*record.get("senders", []), *record.get("receivers", [])]
+    return {"id": contact_id, "type": "Contact"} in parties
+
+
+def _after(created_at: str, since: str) -> bool:
+    return datetime.fromisoformat(created_at) > datetime.fromisoformat(since)

@@ -1,10 +1,15 @@
-"""A fake in-house CRM speaking the generic adapter's documented JSON API."""
+"""A fake in-house CRM speaking the generic adapter's documented JSON API.
+
+The protocol is ours (service/adapters/generic.py's docstring and the README's generic section):
+the document must have exactly its fields; GET /activity/{id} answers the document; GET
+/activity?ref= answers {"activities": [{"id"}]}.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse
+from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse, Refusal
 
 _REQUIRED = {
     "kind",
@@ -16,13 +21,22 @@ _REQUIRED = {
     "last_message_time",
     "message_count",
     "user_id",
+    "ref",
     "contact",
     "additional_submission",
 }
 
 
+_PROTOCOL = "our generic protocol (service/adapters/generic.py docstring; README, generic)"
+
+
 class FakeGeneric(FakeCrm):
     name = "generic"
+    # The protocol is ours: a document is exactly its documented fields.
+    documented_refusals = (
+        Refusal("POST", "/activity", {"kind": "sms", "body": "b"}, 422, ("error",), source=_PROTOCOL),
+        Refusal("POST", "/activity", {"unknown": True}, 422, ("error",), source=_PROTOCOL),
+    )
 
     def __init__(self, *, token: str = "generic-token") -> None:
         super().__init__()
@@ -31,6 +45,8 @@ class FakeGeneric(FakeCrm):
         self._created = 0
         self.route("POST", r"/activity", self._create)
         self.route("PUT", r"/activity/([^/]+)", self._replace)
+        self.route("GET", r"/activity/([^/]+)", self._get)
+        self.route("GET", r"/activity", self._find)
 
     def authorize(self, request: FakeRequest) -> FakeResponse | None:
         if request.headers.get("authorization") != f"Bearer {self.token}":
@@ -59,6 +75,19 @@ class FakeGeneric(FakeCrm):
             return refusal
         self.activities[activity_id] = request.body
         return FakeResponse(204)
+
+    def _get(self, request: FakeRequest, activity_id: str) -> FakeResponse:
+        activity = self.activities.get(activity_id)
+        if activity is None:
+            return FakeResponse(404, {"error": "no such activity"})
+        return FakeResponse(200, {"id": activity_id, **activity})
+
+    def _find(self, request: FakeRequest) -> FakeResponse:
+        ref = request.query.get("ref")
+        if not ref:
+            return FakeResponse(422, {"error": "ref is required"})
+        found = [{"id": key} for key, activity in self.activities.items() if activity["ref"] == ref]
+        return FakeResponse(200, {"activities": found})
 
     record_store = "activities"
     body_path = ("body",)

@@ -1,9 +1,13 @@
 """A fake Google Sheets API v4: one spreadsheet's sheets, rows, developer metadata and write quota.
 
-Shapes follow developers.google.com/sheets/api/reference/rest: spreadsheets.get with sheet
-properties; spreadsheets.batchUpdate (addSheet, insertDimension, updateCells,
-createDeveloperMetadata), applied all or nothing, answering {"spreadsheetId", "replies"};
-values.batchUpdateByDataFilter answering totals that are left out when zero, as proto3 JSON does.
+Shapes follow the API's discovery document (sheets.v4.json in googleapis/google-api-python-client)
+and developers.google.com/sheets/api/reference/rest: spreadsheets.get with sheet properties;
+spreadsheets.batchUpdate (addSheet, insertDimension, updateCells, createDeveloperMetadata), applied
+all or nothing, answering {"spreadsheetId", "replies"}; values.batchUpdateByDataFilter answering
+totals; values.batchGetByDataFilter answering {"spreadsheetId", "valueRanges": [MatchedValueRange
+{valueRange, dataFilters}]} with trailing empty cells left out; developerMetadata.search answering
+{"matchedDeveloperMetadata": [{developerMetadata, dataFilters}]}. Empty lists and zero totals are
+left out of replies, as proto3 JSON does.
 Errors are {"error": {"code", "message", "status"}}. Writes beyond the per-minute quota get 429
 RESOURCE_EXHAUSTED, without Retry-After. Developer metadata on a row moves and is deleted with it.
 """
@@ -15,11 +19,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse
+from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse, Refusal
 
 SPREADSHEET_ID = "1AbCdEfGhIjKlMnOp"
 _ROOT = "/v4/spreadsheets"
+_DISCOVERY = "sheets.v4.json (googleapis/google-api-python-client discovery_cache)"
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED"}
+# DeveloperMetadataLookup's fields (sheets.v4.json).
+_LOOKUP_FIELDS = {
+    "locationType",
+    "metadataLocation",
+    "locationMatchingStrategy",
+    "metadataId",
+    "metadataKey",
+    "metadataValue",
+    "visibility",
+}
+# ValueRenderOption (sheets.v4.json).
+_RENDER_OPTIONS = {"FORMATTED_VALUE", "UNFORMATTED_VALUE", "FORMULA"}
 
 
 def _error(status: int, message: str) -> FakeResponse:
@@ -30,16 +47,26 @@ class _Invalid(Exception):
     pass
 
 
-@dataclass
+@dataclass(eq=False)  # a row is itself, whatever it holds
 class Row:
     cells: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Tag:
+    """Developer metadata on one row: it moves with the row and is deleted with it."""
+
+    key: str
+    value: str | None
+    visibility: str
+    sheet_id: int
+    row: Row
 
 
 @dataclass
 class Book:
     sheets: dict[int, tuple[str, list[Row]]]
-    # metadataId -> (metadataKey, sheetId, the tagged row)
-    metadata: dict[int, tuple[str, int, Row]] = field(default_factory=dict)
+    metadata: dict[int, Tag] = field(default_factory=dict)
     next_id: int = 100
 
 
@@ -61,6 +88,35 @@ def _rows_range(obj: Any, book: Book) -> tuple[int, int, int]:
 
 class FakeGoogleSheets(FakeCrm):
     name = "googlesheets"
+    documented_refusals = (
+        # ValueInputOption is RAW or USER_ENTERED (INPUT_VALUE_OPTION_UNSPECIFIED "must not be used").
+        Refusal(
+            "POST",
+            f"{_ROOT}/{SPREADSHEET_ID}/values:batchUpdateByDataFilter",
+            {"valueInputOption": "PARSED", "data": []},
+            400,
+            ("error", "message"),
+            source=f"{_DISCOVERY}: BatchUpdateValuesByDataFilterRequest.valueInputOption enum",
+        ),
+        # A Request names one of the documented request kinds; proto JSON refuses unknown names.
+        Refusal(
+            "POST",
+            f"{_ROOT}/{SPREADSHEET_ID}:batchUpdate",
+            {"requests": [{"insertRow": {"sheetId": 7}}]},
+            400,
+            ("error", "message"),
+            source=f"{_DISCOVERY}: Request schema (insertDimension, not insertRow)",
+        ),
+        # ValueRenderOption is FORMATTED_VALUE, UNFORMATTED_VALUE or FORMULA.
+        Refusal(
+            "POST",
+            f"{_ROOT}/{SPREADSHEET_ID}/values:batchGetByDataFilter",
+            {"dataFilters": [], "valueRenderOption": "RAW"},
+            400,
+            ("error", "message"),
+            source=f"{_DISCOVERY}: BatchGetValuesByDataFilterRequest.valueRenderOption enum",
+        ),
+    )
 
     def __init__(
         self, *, token: str = "gs-token", with_sheet: bool = True, writes_per_minute: int = 60
@@ -78,6 +134,8 @@ class FakeGoogleSheets(FakeCrm):
         self.route("GET", root, self._get)
         self.route("POST", f"{root}:batchUpdate", self._batch_update)
         self.route("POST", f"{root}/values:batchUpdateByDataFilter", self._update_by_filter)
+        self.route("POST", f"{root}/values:batchGetByDataFilter", self._get_by_filter)
+        self.route("POST", f"{root}/developerMetadata:search", self._search_metadata)
 
     def is_identity_lookup(self, request: FakeRequest) -> bool:
         # The spreadsheet asked for only its id: the adapter's identity lookup.
@@ -156,11 +214,13 @@ class FakeGoogleSheets(FakeCrm):
             sheet_id, start, end = _rows_range(location.get("dimensionRange"), book)
             if end - start != 1 or meta.get("visibility") not in ("DOCUMENT", "PROJECT"):
                 raise _Invalid("This fake tags one row with DOCUMENT or PROJECT visibility")
+            value = meta.get("metadataValue")
+            if value is not None and not isinstance(value, str):
+                raise _Invalid("metadataValue must be a string")
             book.next_id += 1
-            book.metadata[book.next_id] = (
-                str(meta.get("metadataKey")),
-                sheet_id,
-                book.sheets[sheet_id][1][start],
+            row = book.sheets[sheet_id][1][start]
+            book.metadata[book.next_id] = Tag(
+                str(meta.get("metadataKey")), value, meta["visibility"], sheet_id, row
             )
             return {"createDeveloperMetadata": {"developerMetadata": {"metadataId": book.next_id, **meta}}}
         raise _Invalid(f"Invalid JSON payload received. Unknown name {kind!r}")
@@ -173,19 +233,10 @@ class FakeGoogleSheets(FakeCrm):
             updated = 0
             for item in body.get("data") or []:
                 item = _keys(item, {"dataFilter", "majorDimension", "values"}, "data")
-                lookup = _keys(
-                    _keys(item.get("dataFilter"), {"developerMetadataLookup"}, "dataFilter").get(
-                        "developerMetadataLookup"
-                    ),
-                    {"metadataId", "metadataKey"},
-                    "developerMetadataLookup",
-                )
-                tagged = self.book.metadata.get(lookup.get("metadataId", -1))
-                if tagged is None or tagged[0] != lookup.get("metadataKey", tagged[0]):
-                    continue
-                for values in item.get("values") or []:
-                    tagged[2].cells = [_value(_raw(v)) for v in values]
-                    updated += 1
+                for tag in self._matching(item.get("dataFilter")):
+                    for values in item.get("values") or []:
+                        tag.row.cells = [_value(_raw(v)) for v in values]
+                        updated += 1
         except _Invalid as problem:
             return _error(400, str(problem))
         reply: dict[str, Any] = {"spreadsheetId": SPREADSHEET_ID}
@@ -193,14 +244,91 @@ class FakeGoogleSheets(FakeCrm):
             reply |= {"totalUpdatedRows": updated, "totalUpdatedSheets": 1}
         return FakeResponse(200, reply)
 
+    def _get_by_filter(self, request: FakeRequest) -> FakeResponse:
+        try:
+            body = _keys(
+                request.body,
+                {"dataFilters", "majorDimension", "valueRenderOption", "dateTimeRenderOption"},
+                "request",
+            )
+            if body.get("valueRenderOption", "FORMATTED_VALUE") not in _RENDER_OPTIONS:
+                raise _Invalid("Invalid value at 'value_render_option'")
+            if body.get("majorDimension", "ROWS") != "ROWS":
+                raise _Invalid("This fake answers majorDimension ROWS only")
+            matched = []
+            for data_filter in body.get("dataFilters") or []:
+                for tag in self._matching(data_filter):
+                    title, rows = self.book.sheets[tag.sheet_id]
+                    number = rows.index(tag.row) + 1
+                    values = [next(iter(cell.values())) for cell in tag.row.cells]
+                    while values and values[-1] == "":
+                        values.pop()
+                    value_range: dict[str, Any] = {
+                        "range": f"'{title}'!A{number}:Z{number}",
+                        "majorDimension": "ROWS",
+                    }
+                    if values:
+                        value_range["values"] = [values]
+                    matched.append({"valueRange": value_range, "dataFilters": [data_filter]})
+        except _Invalid as problem:
+            return _error(400, str(problem))
+        reply: dict[str, Any] = {"spreadsheetId": SPREADSHEET_ID}
+        if matched:
+            reply["valueRanges"] = matched
+        return FakeResponse(200, reply)
+
+    def _search_metadata(self, request: FakeRequest) -> FakeResponse:
+        try:
+            body = _keys(request.body, {"dataFilters"}, "request")
+            matched = []
+            for data_filter in body.get("dataFilters") or []:
+                for tag_id, tag in self.book.metadata.items():
+                    if tag in self._matching(data_filter):
+                        meta: dict[str, Any] = {
+                            "metadataId": tag_id,
+                            "metadataKey": tag.key,
+                            "location": {
+                                "locationType": "ROW",
+                                "dimensionRange": self._row_range(tag),
+                            },
+                            "visibility": tag.visibility,
+                        }
+                        if tag.value is not None:
+                            meta["metadataValue"] = tag.value
+                        matched.append({"developerMetadata": meta, "dataFilters": [data_filter]})
+        except _Invalid as problem:
+            return _error(400, str(problem))
+        return FakeResponse(200, {"matchedDeveloperMetadata": matched} if matched else {})
+
+    def _matching(self, data_filter: Any) -> list[Tag]:
+        """The tags a DataFilter's developerMetadataLookup selects: every field given must match."""
+        lookup = _keys(
+            _keys(data_filter, {"developerMetadataLookup"}, "dataFilter").get("developerMetadataLookup"),
+            _LOOKUP_FIELDS,
+            "developerMetadataLookup",
+        )
+        if not lookup:
+            raise _Invalid("A developerMetadataLookup needs at least one criterion")
+        return [
+            tag
+            for tag_id, tag in self.book.metadata.items()
+            if lookup.get("metadataId", tag_id) == tag_id
+            and lookup.get("metadataKey", tag.key) == tag.key
+            and lookup.get("metadataValue", tag.value) == tag.value
+        ]
+
+    def _row_range(self, tag: Tag) -> dict[str, Any]:
+        index = self.book.sheets[tag.sheet_id][1].index(tag.row)
+        return {"sheetId": tag.sheet_id, "dimension": "ROWS", "startIndex": index, "endIndex": index + 1}
+
     def row_of(self, log_id: str) -> Row:
-        return self.book.metadata[int(log_id)][2]
+        return self.book.metadata[int(log_id)].row
 
     def rows(self, title: str = "Message Logs") -> list[Row]:
         return next(rows for t, rows in self.book.sheets.values() if t == title)
 
     def record_ids(self) -> list[str]:
-        return [str(i) for i, (key, _, _) in self.book.metadata.items() if key == "messagelog"]
+        return [str(i) for i, tag in self.book.metadata.items() if tag.key == "messagelog"]
 
     def record_body(self, log_id: str) -> str:
         return str(self.row_of(log_id).cells[4]["stringValue"])
@@ -209,8 +337,8 @@ class FakeGoogleSheets(FakeCrm):
         self.row_of(log_id).cells[4]["stringValue"] = text
 
     def delete_record(self, log_id: str) -> None:
-        _, sheet_id, row = self.book.metadata.pop(int(log_id))
-        self.book.sheets[sheet_id][1].remove(row)
+        tag = self.book.metadata.pop(int(log_id))
+        self.book.sheets[tag.sheet_id][1].remove(tag.row)
 
     def write_paths(self) -> str:
         return rf"^{_ROOT}/[^/]+(:batchUpdate|/values:batchUpdateByDataFilter)$"

@@ -12,7 +12,7 @@ import base64
 import re
 from typing import Any
 
-from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse
+from tests.fakes.base import FakeCrm, FakeRequest, FakeResponse, Refusal
 
 _ACTIVITY_FIELDS = {
     "subject",
@@ -39,6 +39,32 @@ def _error(status: int, message: str) -> FakeResponse:
 class FakeRedtail(FakeCrm):
     name = "redtail"
     identity_route = r"/api/public/v1/authentication"
+    # UNVERIFIED: Redtail publishes no activities reference; these are the rules this fake keeps
+    # so that the adapter's own payload stays as the previous product sent it.
+    documented_refusals = (
+        Refusal(
+            "POST",
+            "/api/public/v1/activities",
+            {"description": "d", "start_date": "2026-01-01T10:00:00Z", "end_date": "2026-01-01T10:00:00Z"},
+            422,
+            ("message",),
+            source="unverified: no official Redtail source; subject and activity_code_id assumed required",
+        ),
+        Refusal(
+            "POST",
+            "/api/public/v1/activities",
+            {
+                "subject": "s",
+                "start_date": "2026-01-01T10:00:00Z",
+                "end_date": "2026-01-01T10:00:00Z",
+                "activity_code_id": 3,
+                "note": "n",
+            },
+            422,
+            ("message",),
+            source="unverified: no official Redtail source; unknown fields assumed refused",
+        ),
+    )
 
     def __init__(self, *, api_key: str = "rt-api-key", user_key: str = "rt-user-key") -> None:
         super().__init__()

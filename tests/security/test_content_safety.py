@@ -1,4 +1,4 @@
-"""Content safety: caller text cannot add markup, fake the digest's structure, or start a formula."""
+"""Content safety: caller text cannot add markup, fake the digest's structure, or become a formula."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service.adapters.googlesheets import _inert
+from tests.fakes.googlesheets import SPREADSHEET_ID, FakeGoogleSheets
 from tests.fakes.pipedrive import FakePipedrive
 from tests.helpers import add_request, sms
 
@@ -33,8 +33,30 @@ async def test_hostile_text_stays_text_and_later_appends_keep_the_digest_whole(
     assert note.index("onerror") < note.index("after")
 
 
-@pytest.mark.parametrize("text", ['=HYPERLINK("http://evil")', "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"])
-def test_a_sheet_cell_never_starts_a_formula(text: str) -> None:
-    cell = _inert(text)
-    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
-    assert text in cell
+@pytest.mark.parametrize("text", ['=HYPERLINK("http://evil")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"])
+async def test_a_sheet_cell_is_stored_as_text_never_parsed_as_a_formula(
+    make_harness: Callable[..., Any], text: str
+) -> None:
+    # stringValue cells and valueInputOption RAW are never parsed (sheets.v4.json), so the text
+    # is kept as typed: no formula, and no apostrophe shown in front of it.
+    def request(message_id: str, at: str) -> Any:
+        add = add_request(
+            "googlesheets",
+            sms(message_id, at, text),
+            hostname="",
+            user_info={"spreadsheet_id": SPREADSHEET_ID},
+        )
+        add.contact.name = text
+        return add
+
+    async with make_harness(FakeGoogleSheets(), "Bearer gs-token") as h:
+        first = await h.add(request("m1", "2026-11-20T14:00:00Z"))
+        await h.add(request("m2", "2026-11-20T14:01:00Z"))
+
+    (create,) = h.fake.calls("POST", r":batchUpdate$")
+    cells = create.body["requests"][1]["updateCells"]["rows"][0]["values"]
+    assert all(set(cell["userEnteredValue"]) <= {"stringValue", "numberValue"} for cell in cells)
+    assert cells[2]["userEnteredValue"]["stringValue"].startswith(text.strip())  # names are one line
+    (append,) = h.fake.calls("POST", r"batchUpdateByDataFilter$")
+    assert append.body["valueInputOption"] == "RAW"
+    assert text.strip() in h.fake.record_body(first.log_id)
