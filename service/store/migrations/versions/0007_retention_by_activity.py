@@ -1,13 +1,13 @@
 """Retention by activity: the purge finds digests by their last write, not by their local day.
 
 Revision ID: 0007
-Revises: 0009
+Revises: 0006
 """
 
 from alembic import op
 
 revision = "0007"
-down_revision = "0009"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
