@@ -46,10 +46,11 @@ backfill-demo: $(STAMP)
 audit: $(STAMP)
 	BIN=$(BIN) scripts/audit.sh
 
-# Exactly-once under faults: 3 server processes on PostgreSQL, 10% CRM faults, kills (tests/chaos/run.py).
+# Exactly-once under faults: 3 server processes on PostgreSQL, 10% CRM faults, kills, history
+# dated 60-90 days back, re-sends after restarts and a burst of one account (tests/chaos/run.py).
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos.run --processes 3 --callers 20 --messages 10000 --conversations 200 \
-		--fault-rate 0.1 --kills 5
+		--fault-rate 0.1 --kills 5 --days-back 60-90 --burst 1000 --burst-conversations 25 --burst-in-flight 200
 
 # Throughput, latency, CRM calls and CPU per message against this machine's gRPC ceiling
 # (bench/run.py); writes bench/results.md. A benchmark, not a test: a few minutes, machine-dependent.

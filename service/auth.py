@@ -1,4 +1,4 @@
-"""Who may call: TLS for the port, caller identity (mutual TLS or bearer tokens), per-caller limits.
+"""Who may call: TLS for the port, caller identity (mutual TLS or bearer tokens), the memory budget.
 
 With MESSAGELOG_TLS_CLIENT_CA_FILE, TLS itself refuses callers without a certificate from that
 CA, and a caller is known by its certificate subject. With MESSAGELOG_AUTH_TOKENS_FILE, a caller
@@ -25,9 +25,14 @@ import structlog
 
 from service.caller import Caller, current_caller
 from service.config import Settings, SettingsError
-from service.errors import CallerOverloaded, CallerUnauthenticated, HealthWatchesExhausted, MessageLogError
+from service.errors import (
+    CallerUnauthenticated,
+    HealthWatchesExhausted,
+    MessageLogError,
+    PendingWorkExhausted,
+)
 from service.grpc_handlers import with_behavior
-from service.limits import RETRY_AFTER_SECONDS, ConcurrencyLimit
+from service.limits import RETRY_AFTER_SECONDS, PendingWork
 from service.servicer import error_metadata
 
 log = structlog.get_logger("messagelog.rpc")
@@ -106,21 +111,15 @@ def _read(name: str, path: str) -> str:
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Refuses calls without a proven caller, caps each caller's concurrent calls, and binds the
-    caller to the call's log lines and to `current_caller` for per-CRM authorization."""
+    """Refuses calls without a proven caller or past the memory budget of calls in progress, and
+    binds the caller to the call's log lines and to `current_caller` for per-CRM authorization."""
 
     def __init__(self, settings: Settings, tokens: Tokens = ()) -> None:
         self._settings = settings
         self._tokens = tokens
         self._mutual_tls = bool(settings.tls_client_ca_file)
+        self._pending = PendingWork(settings.max_pending_bytes)
         self._watches = 0
-        self._calls = ConcurrencyLimit(
-            settings.max_concurrent_calls_per_caller,
-            lambda limit: CallerOverloaded(
-                f"this caller already has {limit} calls in progress; retry shortly",
-                retry_after=RETRY_AFTER_SECONDS,
-            ),
-        )
 
     async def intercept_service(
         self,
@@ -143,7 +142,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             started = time.perf_counter()
             try:
                 caller = self._identify(context, metadata)
-                with self._calls.hold(caller.name if caller else ""):
+                with self._pending.hold(request.ByteSize()):
                     token = current_caller.set(caller)
                     # By token, not bound_contextvars(): see RequestContextInterceptor.
                     bound = structlog.contextvars.bind_contextvars(caller=caller.name if caller else None)
@@ -152,7 +151,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     finally:
                         structlog.contextvars.reset_contextvars(**bound)
                         current_caller.reset(token)
-            except (CallerUnauthenticated, CallerOverloaded) as exc:
+            except (CallerUnauthenticated, PendingWorkExhausted) as exc:
                 log.info(
                     "rpc",
                     method=method.rsplit("/", 1)[-1],

@@ -58,9 +58,6 @@ class Settings:
     # After a create that got no answer, how long before the record is looked for and, if absent,
     # created again: a slow CRM may still finish the first create within this time.
     create_settle_seconds: float = 30.0
-    # Calls in progress for one CRM account (crm and account host) in one process; beyond it,
-    # RESOURCE_EXHAUSTED at once.
-    max_calls_per_account: int = 64
     # How much one CRM record holds before its conversation-day continues in the next record.
     max_record_messages: int = 200
     max_record_bytes: int = 256 * 1024
@@ -79,14 +76,16 @@ class Settings:
     allow_insecure_bind: bool = False
     # Caller name -> the CRMs it may log into; callers not named may use every CRM.
     caller_crms: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    max_concurrent_calls_per_caller: int = 64
+    # Memory that calls in progress may hold (service.limits.PendingWork); past it calls are
+    # RESOURCE_EXHAUSTED. 64 MiB is about 3,500 calls of typical size.
+    max_pending_bytes: int = 64 * 1024 * 1024
     # Health Watch streams open at once, all callers together; each holds a stream until its
     # caller ends it. Beyond it, RESOURCE_EXHAUSTED. Check, which probes use, is not counted.
     max_health_watches: int = 100
     log_phone_numbers: str = "masked"
     # The HTTP transport under the httpx API adapters use: "aiohttp" or "httpx" (httpcore).
     http_transport: str = "aiohttp"
-    # Digests (and their messages) whose local day is this many days old are purged once fully logged.
+    # Digests (and their messages) last written this many days ago are purged once fully logged.
     retention_days: int = 35
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -104,9 +103,6 @@ class Settings:
             max_call_seconds=_float(env, "MESSAGELOG_MAX_CALL_SECONDS", cls.max_call_seconds),
             digest_lease_seconds=_float(env, "MESSAGELOG_DIGEST_LEASE_SECONDS", cls.digest_lease_seconds),
             create_settle_seconds=_float(env, "MESSAGELOG_CREATE_SETTLE_SECONDS", cls.create_settle_seconds),
-            max_calls_per_account=_int(
-                env, "MESSAGELOG_MAX_CALLS_PER_ACCOUNT", cls.max_calls_per_account, minimum=1, maximum=10_000
-            ),
             max_record_messages=_int(
                 env, "MESSAGELOG_MAX_RECORD_MESSAGES", cls.max_record_messages, minimum=2, maximum=100_000
             ),
@@ -130,12 +126,8 @@ class Settings:
             auth_tokens_file=env.get("MESSAGELOG_AUTH_TOKENS_FILE", ""),
             allow_insecure_bind=_bool(env, "MESSAGELOG_ALLOW_INSECURE_BIND"),
             caller_crms=_caller_crms(env.get("MESSAGELOG_CALLER_CRMS", "")),
-            max_concurrent_calls_per_caller=_int(
-                env,
-                "MESSAGELOG_MAX_CONCURRENT_CALLS_PER_CALLER",
-                cls.max_concurrent_calls_per_caller,
-                minimum=1,
-                maximum=100_000,
+            max_pending_bytes=_int(
+                env, "MESSAGELOG_MAX_PENDING_BYTES", cls.max_pending_bytes, minimum=1024 * 1024, maximum=2**40
             ),
             max_health_watches=_int(
                 env, "MESSAGELOG_MAX_HEALTH_WATCHES", cls.max_health_watches, minimum=1, maximum=100_000

@@ -35,14 +35,13 @@ import structlog
 
 from service.adapters.base import CrmCall, CurrentRecord, HttpCrmAdapter
 from service.errors import (
-    AccountOverloaded,
     CrmError,
     CrmRecordChanged,
     CrmRecordNotFound,
     DigestBusy,
     WriteUnsettled,
 )
-from service.limits import RETRY_AFTER_SECONDS, ConcurrencyLimit
+from service.limits import CrmCapacity, current_account
 from service.model import LogRequest, Outcome, zone_from_label
 from service.render import DigestView, RenderedRecord, fingerprint, ref_marker, render
 from service.store import RECORD_CAP, ClaimedMessage, Leased, MessageState, RecordCap, Store, StoredDigest
@@ -59,6 +58,9 @@ _POLL_MAX_SECONDS = 0.25
 class LogResult:
     log_id: str
     outcome: Outcome
+    # ALREADY_LOGGED: the day of the record holding the message, which a message sent again with
+    # another time or time zone does not give.
+    local_date: str | None = None
 
 
 class DigestLogger:
@@ -68,17 +70,11 @@ class DigestLogger:
         *,
         lease_seconds: float,
         create_settle_seconds: float,
-        max_calls_per_account: int,
+        crm_capacity: CrmCapacity,
         record_cap: RecordCap = RECORD_CAP,
     ) -> None:
         self._store = store
-        self._account_calls = ConcurrencyLimit(
-            max_calls_per_account,
-            lambda limit: AccountOverloaded(
-                f"this CRM account already has {limit} calls in progress; retry shortly",
-                retry_after=RETRY_AFTER_SECONDS,
-            ),
-        )
+        self._crm_capacity = crm_capacity
         self._turns = DigestTurns(store, lease_ms=int(lease_seconds * 1000), record_cap=record_cap)
         self._settle_seconds = create_settle_seconds
         self._record_cap = record_cap
@@ -93,13 +89,18 @@ class DigestLogger:
         request = replace(request, account=account.key)
         if not request.user.name and account.user_name:
             request = replace(request, user=replace(request.user, name=account.user_name))
-        with self._account_calls.hold(f"{request.crm}\x1f{request.account}"):
+        # Every CRM request of this call, and of the write it may leave running, waits for a slot
+        # of the account's budget (service.limits); the call itself is never refused for it.
+        capacity = current_account.set(self._crm_capacity.of(request.crm, request.account))
+        try:
             # 1-2. File the message, then wait for the digest (this process's lock, then the lease).
             async with self._turns.take(request, deadline) as turn:
                 if turn.message.state is MessageState.LOGGED:
                     return _finished(turn.message)
                 # 3-4. Write the record and record the write, to the end even if the caller goes away.
                 return await turn.run(lambda: self._write(request, adapter, turn, deadline))
+        finally:
+            current_account.reset(capacity)
 
     async def drain(self) -> None:
         """Waits for writes whose callers went away, so a graceful stop records every CRM write."""
@@ -127,7 +128,7 @@ class DigestLogger:
         if not turn.message.owned:
             # An earlier call handed this message over and reports the write, so that exactly
             # one call per message says CREATED or APPENDED.
-            return LogResult(written.log_id, Outcome.ALREADY_LOGGED)
+            return LogResult(written.log_id, Outcome.ALREADY_LOGGED, turn.message.local_date)
         return LogResult(written.log_id, Outcome.CREATED if written.via == "create" else Outcome.APPENDED)
 
     async def _unsettled(self, adapter: HttpCrmAdapter, call: CrmCall, digest: StoredDigest) -> _Seen:
@@ -642,6 +643,6 @@ def _crm_call(request: LogRequest, deadline: float) -> CrmCall:
 def _finished(claimed: ClaimedMessage) -> LogResult:
     assert claimed.crm_log_id is not None  # a logged message is always in a written record
     if not claimed.owned:
-        return LogResult(claimed.crm_log_id, Outcome.ALREADY_LOGGED)
+        return LogResult(claimed.crm_log_id, Outcome.ALREADY_LOGGED, claimed.local_date)
     outcome = Outcome.CREATED if claimed.logged_via == "create" else Outcome.APPENDED
     return LogResult(claimed.crm_log_id, outcome)

@@ -3,13 +3,13 @@
 MessageLogError                       base: grpc_code, reason, retryable
 ├── InvalidRequest                    INVALID_ARGUMENT     INVALID_REQUEST (with field violations)
 │   ├── UnknownCrm                    INVALID_ARGUMENT     UNKNOWN_CRM
-│   └── HostNotAllowed                INVALID_ARGUMENT     CRM_HOST_NOT_ALLOWED
+│   ├── HostNotAllowed                INVALID_ARGUMENT     CRM_HOST_NOT_ALLOWED
+│   └── UndecodableRequest            INVALID_ARGUMENT     UNDECODABLE_REQUEST
 ├── CredentialsMissing                UNAUTHENTICATED      CRM_CREDENTIALS_MISSING
 ├── CallerUnauthenticated             UNAUTHENTICATED      CALLER_UNAUTHENTICATED
 ├── CallerNotAllowed                  PERMISSION_DENIED    CALLER_NOT_ALLOWED
 ├── RequestTooLarge                   RESOURCE_EXHAUSTED   REQUEST_TOO_LARGE
-├── CallerOverloaded                  RESOURCE_EXHAUSTED   CALLER_CONCURRENCY_LIMIT
-├── AccountOverloaded                 RESOURCE_EXHAUSTED   ACCOUNT_CONCURRENCY_LIMIT
+├── PendingWorkExhausted              RESOURCE_EXHAUSTED   PENDING_WORK_LIMIT (retry_after)
 ├── HealthWatchesExhausted            RESOURCE_EXHAUSTED   HEALTH_WATCH_LIMIT
 ├── CrmNotConfigured                  FAILED_PRECONDITION  CRM_NOT_CONFIGURED
 ├── LogNotFound                       NOT_FOUND            LOG_NOT_FOUND
@@ -87,6 +87,23 @@ class HostNotAllowed(InvalidRequest):
         super().__init__([FieldViolation(field, f"host {host!r} is not a {crm} host")])
 
 
+class UndecodableRequest(InvalidRequest):
+    """The request's bytes are not the method's message: not protobuf, or a string field that is
+    not UTF-8 (which protobuf requires of every string)."""
+
+    reason = "UNDECODABLE_REQUEST"
+
+    def __init__(self, message_type: str) -> None:
+        super().__init__(
+            [
+                FieldViolation(
+                    "request",
+                    f"not a valid {message_type}: not protobuf, or a string field is not UTF-8",
+                )
+            ]
+        )
+
+
 class CredentialsMissing(MessageLogError):
     grpc_code = grpc.StatusCode.UNAUTHENTICATED
     reason = "CRM_CREDENTIALS_MISSING"
@@ -109,17 +126,11 @@ class RequestTooLarge(MessageLogError):
     reason = "REQUEST_TOO_LARGE"
 
 
-class CallerOverloaded(MessageLogError):
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    reason = "CALLER_CONCURRENCY_LIMIT"
-    retryable = True
-
-
-class AccountOverloaded(MessageLogError):
-    """Too many calls for one CRM account at once: more would only queue at its rate limit."""
+class PendingWorkExhausted(MessageLogError):
+    """The server's memory budget for calls in progress is spent: one more would risk the process."""
 
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    reason = "ACCOUNT_CONCURRENCY_LIMIT"
+    reason = "PENDING_WORK_LIMIT"
     retryable = True
 
 

@@ -47,6 +47,7 @@ import httpx
 
 from service.aiohttp_transport import AiohttpTransport
 from service.errors import CrmBadResponse, HostNotAllowed
+from service.limits import current_account
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 # Connections of the shared pool (POOL_CONNECTIONS) one account may hold at once (see module doc).
@@ -147,8 +148,31 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self._account_slots = _AccountSlots(max_connections_per_account)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts: dict[str, float | None] = dict(request.extensions.get("timeout", {}))
+        capacity = current_account.get()
+        if capacity is None:
+            return await self._pooled(request, timeouts)
+        # The wait for the account's CRM budget comes out of the request's own time budget, which
+        # the adapter bounded by the call's deadline.
+        try:
+            waited = await capacity.acquire(timeouts.get("read"))
+        except TimeoutError:
+            # Nothing reached the CRM: a connect timeout is what the adapters take as safe to retry.
+            raise httpx.ConnectTimeout(
+                "no capacity of this CRM account's budget was free within the call's deadline",
+                request=request,
+            ) from None
+        try:
+            if waited:
+                timeouts = {k: None if v is None else max(v - waited, 0.001) for k, v in timeouts.items()}
+                request.extensions = {**request.extensions, "timeout": timeouts}
+            return await self._pooled(request, timeouts)
+        finally:
+            capacity.release()
+
+    async def _pooled(self, request: httpx.Request, timeouts: dict[str, float | None]) -> httpx.Response:
+        """Sends within the account's share of the shared pool."""
         account = str(request.extensions.get(ACCOUNT_EXTENSION) or request.url.host)
-        timeouts = request.extensions.get("timeout", {})
         try:
             async with asyncio.timeout(timeouts.get("pool")):
                 await self._account_slots.take(account)

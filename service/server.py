@@ -29,8 +29,9 @@ from service.caller import current_request_id
 from service.config import Settings, SettingsError
 from service.digest import DigestLogger
 from service.errors import StoreUnavailable
-from service.grpc_handlers import with_behavior
+from service.grpc_handlers import RequestDecodingInterceptor, with_behavior
 from service.inspection import Inspector
+from service.limits import CrmCapacity, budgets_from_env
 from service.outbound import http_client, origin
 from service.retention import purge_periodically
 from service.servicer import REQUEST_ID_METADATA, MessageLogServicer
@@ -211,6 +212,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
     credentials, tokens = _security(settings)
     try:
         trusted = _override_origins(settings)
+        budgets = budgets_from_env(settings.environ, NAMES)
     except SettingsError as exc:
         raise StartupError(str(exc)) from None
     store = await _open_store(settings)
@@ -221,7 +223,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
             store,
             lease_seconds=settings.digest_lease_seconds,
             create_settle_seconds=settings.create_settle_seconds,
-            max_calls_per_account=settings.max_calls_per_account,
+            crm_capacity=CrmCapacity(budgets),
             record_cap=RecordCap(settings.max_record_messages, settings.max_record_bytes),
         )
         server = grpc.aio.server(
@@ -230,6 +232,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
                 metrics.MetricsInterceptor(),
                 RequestContextInterceptor(),
                 AuthInterceptor(settings, tokens),
+                RequestDecodingInterceptor(SERVICE_NAME),
             ],
             # No SO_REUSEPORT: a second instance on a taken port must fail, not silently share it.
             options=[

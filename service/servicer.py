@@ -31,8 +31,10 @@ from service.errors import (
     InvalidRequest,
     MessageLogError,
     StoreUnavailable,
+    UndecodableRequest,
     UnknownCrm,
 )
+from service.grpc_handlers import Undecodable
 from service.inspection import Account, Inspector, account_of, reading_call
 from service.model import LogRequest, Outcome
 from service.privacy import phone_for_log
@@ -58,7 +60,7 @@ _RETURN_TEXT = {
 
 ResponseT = TypeVar("ResponseT", service_pb.AddMessageLogResponse, service_pb.UpdateMessageLogResponse)
 InspectionT = TypeVar("InspectionT", service_pb.GetMessageLogResponse, service_pb.ListMessageLogsResponse)
-InspectionRequest = service_pb.GetMessageLogRequest | service_pb.ListMessageLogsRequest
+InspectionRequest = service_pb.GetMessageLogRequest | service_pb.ListMessageLogsRequest | Undecodable
 # Failures that name no account to count them under, or that the store could not count.
 _UNRECORDED = (InvalidRequest, StoreUnavailable)
 
@@ -73,20 +75,20 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
         self._inspector = inspector
 
     async def AddMessageLog(  # noqa: N802 (gRPC method name)
-        self, request: service_pb.AddMessageLogRequest, context: grpc.aio.ServicerContext
+        self, request: service_pb.AddMessageLogRequest | Undecodable, context: grpc.aio.ServicerContext
     ) -> service_pb.AddMessageLogResponse:
         async def build(result: LogResult, parsed: LogRequest) -> service_pb.AddMessageLogResponse:
             return service_pb.AddMessageLogResponse(
                 log_id=result.log_id,
                 outcome=_OUTCOMES[result.outcome],
                 return_message=_return_message(result.outcome),
-                local_date=parsed.local_date.isoformat(),
+                local_date=result.local_date or parsed.local_date.isoformat(),
             )
 
         return await self._handle("AddMessageLog", request, context, build)
 
     async def UpdateMessageLog(  # noqa: N802 (gRPC method name)
-        self, request: service_pb.UpdateMessageLogRequest, context: grpc.aio.ServicerContext
+        self, request: service_pb.UpdateMessageLogRequest | Undecodable, context: grpc.aio.ServicerContext
     ) -> service_pb.UpdateMessageLogResponse:
         async def build(result: LogResult, _parsed: LogRequest) -> service_pb.UpdateMessageLogResponse:
             return service_pb.UpdateMessageLogResponse(
@@ -123,11 +125,16 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
         """Authorizes a read like a write (the caller's CRMs, then the account the credential
         proves) and answers it for that account only."""
         started = time.perf_counter()
-        fields: dict[str, object] = {"method": method, "crm": request.crm[:32]}
+        fields: dict[str, object] = {"method": method}
+        crm = "" if isinstance(request, Undecodable) else request.crm[:32]
+        if crm:
+            fields["crm"] = crm
         caller = current_caller.get()
         if caller is not None:
             fields["caller"] = caller.name
         try:
+            if isinstance(request, Undecodable):
+                raise UndecodableRequest(f"{method}Request")
             crm = request.crm.strip().lower()
             _check_caller_may_use(caller, crm)
             if crm not in NAMES:
@@ -140,7 +147,7 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
             fields.update(status="OK")
             return response
         except Exception as exc:
-            await self._fail(context, exc, request.crm, fields, internal="internal error")
+            await self._fail(context, exc, crm, fields, internal="internal error")
         finally:
             log.info("rpc", **fields, duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
@@ -190,19 +197,22 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
     async def _handle(
         self,
         method: str,
-        request: Request,
+        request: Request | Undecodable,
         context: grpc.aio.ServicerContext,
         build: Callable[[LogResult, LogRequest], Awaitable[ResponseT]],
     ) -> ResponseT:
         started = time.perf_counter()
         stats = CrmCallStats()
         token = crm_call_stats.set(stats)
-        fields: dict[str, object] = {
-            "method": method,
-            "crm": request.crm[:32],
-            "message_id": request.message.id[:64],
-            "contact_phone": phone_for_log(request.contact.phone_number, self._settings.log_phone_numbers),
-        }
+        fields: dict[str, object] = {"method": method}
+        crm = ""
+        if not isinstance(request, Undecodable):
+            crm = request.crm[:32]
+            fields.update(
+                crm=crm,
+                message_id=request.message.id[:64],
+                contact_phone=phone_for_log(request.contact.phone_number, self._settings.log_phone_numbers),
+            )
         caller = current_caller.get()
         if caller is not None:
             fields["caller"] = caller.name
@@ -211,6 +221,8 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
         account: Account | None = None
         deadline = self._deadline(context)
         try:
+            if isinstance(request, Undecodable):
+                raise UndecodableRequest(f"{method}Request")
             _check_caller_may_use(caller, request.crm.strip().lower())
             parsed = parse_request(request, authorization=_authorization(context), known_crms=NAMES)
             adapter = self._registry.get(parsed.crm)
@@ -234,7 +246,7 @@ class MessageLogServicer(service_grpc.MessageLogServiceServicer):
         except Exception as exc:
             if parsed is not None and account is not None and isinstance(exc, MessageLogError):
                 await self._record_failure(parsed, account, exc)
-            await self._fail(context, exc, request.crm, fields)
+            await self._fail(context, exc, crm, fields)
         finally:
             crm_call_stats.reset(token)
             log.info(

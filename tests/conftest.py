@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import grpc
@@ -97,9 +99,68 @@ async def harness_for(
             yield Harness(stub, fake, server, auth, extra_metadata)
 
 
+# Suites that run on both stores (SQLite, and PostgreSQL: the store replicas share); every other
+# test module runs on SQLite only.
+BOTH_STORES = frozenset(
+    {"test_service_e2e", "test_contract", "test_edits", "test_ambiguous_create", "test_digest"}
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_kind" in metafunc.fixturenames and metafunc.module.__name__.rsplit(".", 1)[-1] in BOTH_STORES:
+        metafunc.parametrize("store_kind", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return base_env(tmp_path)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which store the harness's server uses: "sqlite" unless the module runs on both (BOTH_STORES)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def shared_pg_database() -> Iterator[str]:
+    """One PostgreSQL database for every both-stores test, made once and dropped at the end: a
+    database per test would cost each test its CREATE DATABASE."""
+    name = f"messagelog_suite_{secrets.token_hex(6)}"
+    _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin(statement: str) -> None:
+    """Runs statement on the test server; on a thread of its own, as the first test that needs
+    it asks from inside its event loop."""
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, _execute(statement)).result()
+
+
+async def _execute(statement: str) -> None:
+    try:
+        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        _skip_without_postgres(exc)
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def env(tmp_path: Path, store_kind: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    settings = base_env(tmp_path)
+    if store_kind == "postgresql":
+        url = request.getfixturevalue("shared_pg_database")
+        connection = await asyncpg.connect(url, timeout=5)
+        try:
+            # Each test starts empty; the schema stays (the server's start finds it current).
+            if await connection.fetchval("SELECT to_regclass('digests')") is not None:
+                await connection.execute("TRUNCATE digests, messages RESTART IDENTITY CASCADE")
+        finally:
+            await connection.close()
+        settings["MESSAGELOG_DATABASE_URL"] = url
+    return settings
 
 
 @pytest.fixture
@@ -149,11 +210,7 @@ async def pg_url() -> AsyncIterator[str]:
     try:
         admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
-        reason = f"PostgreSQL at {POSTGRES_URL} is unreachable ({type(exc).__name__}: {exc})"
-        if os.environ.get("CI"):
-            pytest.fail(reason + "; CI must run the PostgreSQL tests")
-        print(f"\nSKIPPED PostgreSQL tests: {reason}", file=sys.stderr)
-        pytest.skip(reason)
+        _skip_without_postgres(exc)
     name = f"messagelog_test_{secrets.token_hex(6)}"
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -162,3 +219,11 @@ async def pg_url() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def _skip_without_postgres(exc: BaseException) -> NoReturn:
+    reason = f"PostgreSQL at {POSTGRES_URL} is unreachable ({type(exc).__name__}: {exc})"
+    if os.environ.get("CI"):
+        pytest.fail(reason + "; CI must run the PostgreSQL tests")
+    print(f"\nSKIPPED PostgreSQL tests: {reason}", file=sys.stderr)
+    pytest.skip(reason)

@@ -1,4 +1,5 @@
-"""The fast variant of `make chaos`: servers killed mid-write, a faulty CRM, and a clean reckoning."""
+"""The fast variant of `make chaos`: history months back, servers killed mid-write, a faulty CRM,
+re-sends after restarts, a burst, and a clean reckoning."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ async def test_exactly_once_under_kills_and_crm_faults(tmp_path: Path) -> None:
         kills=2,
         postgres_url=POSTGRES_URL,
         log_dir=tmp_path,
+        burst=100,
+        burst_conversations=4,
+        burst_in_flight=50,
     )
 
     report = await run(config)
@@ -41,7 +45,11 @@ async def test_exactly_once_under_kills_and_crm_faults(tmp_path: Path) -> None:
     print(report.render(config))
     assert report.kills >= 2
     assert sum(report.crm_faults.values()) > 0
-    assert report.sent == report.in_crm == 400
+    assert report.sent == report.in_crm == 500
     assert (report.duplicates, report.lost, report.misplaced, report.out_of_order_records) == (0, 0, 0, 0)
     assert report.records == report.conversation_days == report.conversation_days_with_one_record
     assert not report.rejected
+    assert report.gave_up == 0
+    assert set(report.resent_after_restart) == {"ALREADY_LOGGED"}
+    assert set(report.resent) <= {"ALREADY_LOGGED"}
+    assert report.clean

@@ -99,12 +99,13 @@ async def test_unavailable_is_retried_by_the_channel_and_the_call_succeeds(
 async def test_a_rate_limit_reaches_the_caller_at_once_with_its_retry_delay_and_crm_metadata(
     served: tuple[Harness, MessageLogClient],
 ) -> None:
-    harness, client = served
+    harness, _ = served
     limited = Fault(status=429, body={"success": False}, headers={"retry-after": "7"}, method="POST")
     harness.fake.inject(limited, times=10)
 
-    with pytest.raises(MessageLogError) as raised:
-        await client.add_message_log(add_request("pipedrive", sms("m1")), AUTH)
+    async with MessageLogClient(f"127.0.0.1:{harness.server.port}", timeout=10, retries=0) as client:
+        with pytest.raises(MessageLogError) as raised:
+            await client.add_message_log(add_request("pipedrive", sms("m1")), AUTH)
 
     error = raised.value
     assert (error.code, error.reason, error.retry_delay) == (
@@ -116,6 +117,36 @@ async def test_a_rate_limit_reaches_the_caller_at_once_with_its_retry_delay_and_
     assert error.retryable
     # The service's pushback tells the channel not to retry a rate limit; the caller decides.
     assert len(harness.fake.calls("POST")) == 1
+
+
+async def test_the_client_tries_again_when_retry_info_says_and_gives_up_past_its_timeout(
+    make_harness: Callable[..., Any],
+) -> None:
+    # One attempt per CRM request: the 429 reaches the caller with its Retry-After as RetryInfo.
+    async with make_harness(FakePipedrive(), AUTH, MESSAGELOG_CRM_MAX_ATTEMPTS="1") as harness:
+        limited = Fault(status=429, body={"success": False}, headers={"retry-after": "1"}, method="POST")
+        harness.fake.inject(limited)
+        async with MessageLogClient(f"127.0.0.1:{harness.server.port}", timeout=10) as client:
+            response = await client.add_message_log(add_request("pipedrive", sms("m1")), AUTH)
+        assert response.outcome == pb.LOG_OUTCOME_CREATED
+        assert len(harness.fake.calls("POST")) == 2
+        first, second = harness.fake.calls("POST")
+        assert second.received_at - first.received_at >= 1.0
+
+        # A wait longer than what is left of the timeout is not started: the error comes at once.
+        harness.fake.inject(
+            Fault(status=429, body={"success": False}, headers={"retry-after": "30"}, method="POST")
+        )
+        async with MessageLogClient(f"127.0.0.1:{harness.server.port}", timeout=10) as client:
+            with pytest.raises(MessageLogError) as raised:
+                await client.add_message_log(add_request("pipedrive", sms("m2", conversation="conv-2")), AUTH)
+        assert (raised.value.reason, raised.value.retry_delay) == ("CRM_RATE_LIMITED", 30)
+        assert len(harness.fake.calls("POST")) == 3
+
+
+def test_resource_exhausted_is_retryable_only_with_retry_info() -> None:
+    assert MessageLogError(grpc.StatusCode.RESOURCE_EXHAUSTED, "busy", retry_delay=1.0).retryable
+    assert not MessageLogError(grpc.StatusCode.RESOURCE_EXHAUSTED, "too large").retryable
 
 
 async def test_non_unavailable_errors_are_not_retried(served: tuple[Harness, MessageLogClient]) -> None:

@@ -26,6 +26,7 @@ from service.adapters.registry import AdapterRegistry
 from service.config import Settings
 from service.digest import DigestLogger
 from service.errors import CrmRejected, DigestBusy
+from service.limits import CrmCapacity
 from service.model import LogRequest, Outcome
 from service.store import ClaimedMessage, MessageState, Store, open_store
 from service.validation import parse_request
@@ -64,7 +65,7 @@ class Rig:
     def logger(self, lease_seconds: float = 15.0) -> DigestLogger:
         """A DigestLogger on the shared store: another one is another server process."""
         return DigestLogger(
-            self.store, lease_seconds=lease_seconds, create_settle_seconds=30.0, max_calls_per_account=64
+            self.store, lease_seconds=lease_seconds, create_settle_seconds=30.0, crm_capacity=CrmCapacity({})
         )
 
     def state(self, message_id: str) -> MessageState | None:

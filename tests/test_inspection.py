@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,6 @@ import pytest
 from messagelog.v1 import message_log_pb2 as pb
 from messagelog.v1 import message_log_service_pb2 as service_pb
 
-from service.retention import purge_expired
 from tests.conftest import PIPEDRIVE_AUTH, Harness, fake_pipedrive
 from tests.fakes.base import Fault
 from tests.fakes.pipedrive import FakePipedrive
@@ -256,12 +256,15 @@ async def test_postgres_answers_like_sqlite(make_harness: Callable[..., Any], pg
     assert second.next_page_token == ""
 
 
-async def test_failed_attempts_go_with_their_days_at_retention(pipedrive: Harness) -> None:
-    fake_pipedrive(pipedrive).inject(Fault(status=400, body={"success": False}, path_pattern=WRITES), times=2)
-    await pipedrive.add_error(add_request("pipedrive", sms("old", hours_ago(24 * 40))))
+async def test_failed_attempts_go_at_retention_once_their_window_passed(pipedrive: Harness) -> None:
+    fake_pipedrive(pipedrive).inject(Fault(status=400, body={"success": False}, path_pattern=WRITES))
+    await pipedrive.add_error(add_request("pipedrive", sms("old", hours_ago(1))))
+    window_start = int(time.time() * 1000) + 1
+    await asyncio.sleep(0.01)
+    fake_pipedrive(pipedrive).inject(Fault(status=400, body={"success": False}, path_pattern=WRITES))
     await pipedrive.add_error(add_request("pipedrive", sms("new", hours_ago(1))))
 
-    await purge_expired(pipedrive.server.store, retention_days=35)
+    await pipedrive.server.store.purge(window_start)
 
     assert (await get(pipedrive, "old")).state == pb.LOG_STATE_UNKNOWN
     assert (await get(pipedrive, "new")).state == pb.LOG_STATE_FAILED

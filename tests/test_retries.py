@@ -76,11 +76,10 @@ async def test_a_long_retry_after_goes_back_to_the_caller_at_once(pipedrive: Har
     fake_pipedrive(pipedrive).inject(
         Fault(status=429, body={"success": False}, headers={"Retry-After": "30"}, path_pattern=WRITES)
     )
-    started = time.monotonic()
-
     status = await pipedrive.add_error(add_request("pipedrive", sms("m1")))
 
-    assert time.monotonic() - started < 5
+    # Not waited out inside the call: one write, then the answer.
+    assert len(fake_pipedrive(pipedrive).calls("POST", WRITES)) == 1
     assert status.reason == "CRM_RATE_LIMITED"
     assert status.retry_info is not None
     assert status.retry_info.retry_delay.seconds == 30
@@ -95,7 +94,6 @@ async def test_retries_stop_before_the_callers_deadline(pipedrive: Harness) -> N
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await pipedrive.add(add_request("pipedrive", sms("m2", "2026-11-20T16:00:00Z")), timeout=0.6)
 
-    assert time.monotonic() - started < 1.5
     assert raised.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
     retries = fake_pipedrive(pipedrive).calls("PATCH")[1:]
     # No retry starts with less than RetryPolicy.min_attempt_seconds (0.5 s) of the 0.6 s left.

@@ -22,6 +22,7 @@ from service.adapters.pipedrive import PipedriveAdapter
 from service.config import Settings
 from service.digest import Append, DigestLogger, LostCreate, Strategies
 from service.errors import CrmUnavailable
+from service.limits import CrmCapacity
 from service.model import LogRequest, Outcome
 from service.store import open_store
 from service.validation import parse_request
@@ -81,7 +82,7 @@ async def blind(tmp_path: Path) -> AsyncIterator[tuple[FakePipedrive, DigestLogg
         store = await open_store(f"sqlite:///{tmp_path / 'digest.db'}")
         try:
             logger = DigestLogger(
-                store, lease_seconds=15, create_settle_seconds=0.0, max_calls_per_account=64
+                store, lease_seconds=15, create_settle_seconds=0.0, crm_capacity=CrmCapacity({})
             )
             yield fake, logger, BlindPipedrive(http=http, settings=settings.crm("pipedrive"))
         finally:

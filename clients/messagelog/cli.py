@@ -251,7 +251,8 @@ def _backfill(args: argparse.Namespace) -> int:
 async def _run_backfill(
     args: argparse.Namespace, context: Context, auth: str, lines: list[str], progress: Progress
 ) -> Summary:
-    async with MessageLogClient(args.target, timeout=args.timeout) as client:
+    # Backfill retries itself, pausing every worker when one is told to wait.
+    async with MessageLogClient(args.target, timeout=args.timeout, retries=0) as client:
         # Without this, a wrong --target would surface as one retried failure per message.
         await client.health(timeout=min(args.timeout, 10))
         return await Backfill(client, context, auth, concurrency=args.concurrency).run(lines, progress)

@@ -8,13 +8,18 @@
       .retry_delay               google.rpc.RetryInfo in seconds, or None
 
 Channels retry UNAVAILABLE only (AIP-194), declared in the channel's service config, so every
-stub on the channel gets the same policy. A failed call never marks its message as logged, which
-is what makes that retry safe.
+stub on the channel gets the same policy. Above that, MessageLogClient tries a call again, a
+bounded number of times and within the call's timeout, when the answer is UNAVAILABLE or
+RESOURCE_EXHAUSTED with RetryInfo (the server's memory budget was spent), waiting what RetryInfo
+asks. A failed call never marks its message as logged, which is what makes these retries safe.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
+import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -34,6 +39,10 @@ DEFAULT_TARGET = "localhost:50051"
 # The server works at most 30 s on a call without a deadline (MESSAGELOG_MAX_CALL_SECONDS); a
 # client deadline a little above that lets the server's own limit answer first.
 DEFAULT_TIMEOUT_SECONDS = 35.0
+# Tries of a call after its first, when the answer says a retry can succeed (MessageLogError.retryable).
+DEFAULT_RETRIES = 4
+# The wait before a retry when the answer carries no RetryInfo: this, doubling per retry.
+FIRST_PAUSE_SECONDS = 0.25
 
 ChannelOptions = list[tuple[str, Any]]
 
@@ -115,6 +124,10 @@ class MessageLogError(Exception):
 
     @property
     def retryable(self) -> bool:
+        """UNAVAILABLE, or RESOURCE_EXHAUSTED that says when to come back (a request too large
+        for the server carries no RetryInfo and never succeeds)."""
+        if self.code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return self.retry_delay is not None
         return self.code is grpc.StatusCode.UNAVAILABLE
 
     def __str__(self) -> str:
@@ -155,6 +168,8 @@ class MessageLogClient:
     """MessageLogService over one asyncio channel; failures raise MessageLogError.
 
     Use as `async with MessageLogClient("host:50051") as client:`, or pass a channel you own.
+    A retryable failure is tried again up to `retries` times, as its RetryInfo says, within the
+    call's timeout; the last failure is raised.
     """
 
     def __init__(
@@ -163,12 +178,14 @@ class MessageLogClient:
         *,
         channel: grpc.aio.Channel | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        retries: int = DEFAULT_RETRIES,
     ) -> None:
         self._owns_channel = channel is None
         self._channel = channel if channel is not None else aio_channel(target, timeout=timeout)
         self._stub = service_grpc.MessageLogServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self.timeout = timeout
+        self.retries = retries
 
     async def __aenter__(self) -> MessageLogClient:
         return self
@@ -227,20 +244,28 @@ class MessageLogClient:
         request_id: str | None,
         on_crm_retries: Callable[[int], None] | None = None,
     ) -> Any:
-        try:
-            call = method(
-                request,
-                metadata=self._metadata(crm_authorization, request_id),
-                timeout=self.timeout if timeout is None else timeout,
-            )
-            response = await call
-            if on_crm_retries is not None:
-                for key, value in await call.trailing_metadata() or ():
-                    if key == CRM_RETRIES_TRAILER and str(value).isdigit():
-                        on_crm_retries(int(value))
-            return response
-        except grpc.RpcError as exc:
-            raise MessageLogError.from_rpc_error(exc) from None
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        metadata = self._metadata(crm_authorization, request_id)
+        retry = 0
+        while True:
+            try:
+                left = max(deadline - time.monotonic(), 0.001)
+                call = method(request, metadata=metadata, timeout=left)
+                response = await call
+                if on_crm_retries is not None:
+                    for key, value in await call.trailing_metadata() or ():
+                        if key == CRM_RETRIES_TRAILER and str(value).isdigit():
+                            on_crm_retries(int(value))
+                return response
+            except grpc.RpcError as exc:
+                error = MessageLogError.from_rpc_error(exc)
+            pause = FIRST_PAUSE_SECONDS * 2**retry if error.retry_delay is None else error.retry_delay
+            # Up to a fifth more, so callers refused together do not all come back at once.
+            pause *= 1 + random.random() / 5  # noqa: S311 (jitter, not security)
+            if not error.retryable or retry == self.retries or time.monotonic() + pause >= deadline:
+                raise error from None
+            retry += 1
+            await asyncio.sleep(pause)
 
     async def health(self, service: str = "", *, timeout: float = 5.0) -> str:
         """The grpc.health.v1 status name, such as "SERVING" or "NOT_SERVING"."""

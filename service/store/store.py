@@ -107,6 +107,8 @@ class ClaimedMessage:
     state: MessageState
     logged_via: str | None
     owned: bool
+    # The day of the digest that holds it, when it was there before this call (YYYY-MM-DD).
+    local_date: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ _NEW_MESSAGE = (
     " VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) ON CONFLICT (scope, message_id) DO NOTHING"
 )
 _FIND_MESSAGE = (
-    "SELECT m.digest_id, m.state, m.logged_via, m.owner, d.crm_log_id FROM messages m"
+    "SELECT m.digest_id, m.state, m.logged_via, m.owner, d.crm_log_id, d.local_date FROM messages m"
     " JOIN digests d ON d.id = m.digest_id WHERE m.scope = $1 AND m.message_id = $2"
 )
 _TAKE_LEASE = (
@@ -242,14 +244,16 @@ _SET_KEPT_BODY = "UPDATE digests SET kept_body = $2 WHERE id = $1"
 _FORGET_KEPT = "UPDATE messages SET in_kept = $2 WHERE digest_id = $1"
 _MARK_KEPT = "UPDATE messages SET in_kept = $2 WHERE digest_id = $1 AND state = 'logged'"
 _WITHDRAW = "DELETE FROM messages WHERE scope = $1 AND message_id = $2 AND owner = $3 AND state = 'pending'"
+# By the last write, whatever the messages' dates: a backfill of old history is remembered as
+# long as one of today's messages.
 _EXPIRED_DIGESTS = (
-    "SELECT d.id FROM digests d WHERE d.local_date < $1"
+    "SELECT d.id FROM digests d WHERE d.updated_ms < $1"
     " AND (d.lease_owner IS NULL OR d.lease_expires_ms < $2)"
     " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.digest_id = d.id AND m.state = 'pending')"
     " LIMIT $3"
 )
 _DELETE_MESSAGES = "DELETE FROM messages WHERE digest_id = $1"
-_DELETE_OLD_ATTEMPTS = "DELETE FROM attempts WHERE local_date < $1"
+_DELETE_OLD_ATTEMPTS = "DELETE FROM attempts WHERE last_failure_ms < $1"
 _RECORD_FAILURE = (
     "INSERT INTO attempts (scope, message_id, crm, account_host, crm_user_id, contact_id, thread_key,"
     " local_date, kind, failures, last_status, last_reason, last_crm_http_status, last_failure_ms)"
@@ -566,17 +570,18 @@ class Store:
         return [_message_log(row) for row in await self._database.transaction(work)]
 
     @_guard
-    async def purge(self, before: date, batch: int = 1000) -> int:
-        """Deletes up to `batch` digests of days before `before` whose every message is logged and
-        that nobody is writing, with their messages; returns how many digests went."""
+    async def purge(self, written_before_ms: int, batch: int = 1000) -> int:
+        """Deletes up to `batch` digests last written before `written_before_ms` (epoch ms) whose
+        every message is logged and that nobody is writing, with their messages; returns how many
+        digests went."""
         now = _now_ms()
 
         async def work(tx: Transaction) -> int:
-            ids = [(row[0],) for row in await tx.fetch_all(_EXPIRED_DIGESTS, before.isoformat(), now, batch)]
+            ids = [(row[0],) for row in await tx.fetch_all(_EXPIRED_DIGESTS, written_before_ms, now, batch)]
             await tx.execute_many(_DELETE_MESSAGES, ids)
             await tx.execute_many(_DELETE_DIGEST, ids)
-            # Failed attempts of those days go too: their messages can no longer be logged there.
-            await tx.execute(_DELETE_OLD_ATTEMPTS, before.isoformat())
+            # Failed attempts go by the same rule: none since the window began.
+            await tx.execute(_DELETE_OLD_ATTEMPTS, written_before_ms)
             return len(ids)
 
         return await self._database.transaction(work)
@@ -758,8 +763,10 @@ async def _message(tx: Transaction, scope: str, message_id: str, owner: str) -> 
     row = await tx.fetch_one(_FIND_MESSAGE, scope, message_id)
     if row is None:
         return None
-    digest_id, state, logged_via, filed_by, crm_log_id = row
-    return ClaimedMessage(digest_id, crm_log_id, MessageState(state), logged_via, owned=filed_by == owner)
+    digest_id, state, logged_via, filed_by, crm_log_id, local_date = row
+    return ClaimedMessage(
+        digest_id, crm_log_id, MessageState(state), logged_via, owned=filed_by == owner, local_date=local_date
+    )
 
 
 async def _try_lease(tx: Transaction, digest_id: int, owner: str, ttl_ms: int) -> Row | None:

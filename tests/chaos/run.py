@@ -1,19 +1,26 @@
 """Runs the chaos suite and prints what reached the CRM against what was sent.
 
     python -m tests.chaos.run --processes 3 --callers 20 --messages 10000 --conversations 200 \
-        --fault-rate 0.1 --kills 5
+        --fault-rate 0.1 --kills 5 --days-back 60-90 --burst 1000 --burst-conversations 25 \
+        --burst-in-flight 200
 
 Servers: `python -m service` processes on one fresh PostgreSQL database, each on a fixed port so a
 killed one is restarted where callers find it. CRM: the fake Pipedrive in this process, failing a
 share of requests at random (429 with Retry-After, 5xx before or after the write took effect,
 connections dropped before or after it, replies slower than the service waits, slow replies).
-Callers: concurrent coroutines that send every message, retrying UNAVAILABLE and
-DEADLINE_EXCEEDED (as clients should, on any server) until the service answers. Killer: SIGKILLs a
-random server every few seconds and restarts it.
+Messages are history, as a backfill carries it: each conversation's two local days lie
+--days-back days before today. Callers: concurrent coroutines that send every message, retrying
+UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED with RetryInfo (as clients should, on any
+server) after the delay RetryInfo asks, else a growing pause, until the service answers or the
+message has waited GIVE_UP_SECONDS. Some logged messages are sent again later, after kills
+(re-sends). A burst phase then sends --burst messages over --burst-conversations conversations
+with --burst-in-flight calls in flight. Killer: SIGKILLs a random server every few seconds and
+restarts it. Finally every server is restarted (each purges at startup) and a sample of logged
+messages is sent again: every re-send must be ALREADY_LOGGED.
 
 At the end every record in the fake CRM is read: each message must be in exactly one record, the
 record of its conversation-day, in creation-time order, and each conversation-day must have one
-record.
+record. Printed beside it: the time from each message's first attempt to its logging.
 """
 
 from __future__ import annotations
@@ -34,12 +41,14 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import grpc
+from messagelog.v1 import message_log_pb2 as pb
 from messagelog.v1 import message_log_service_pb2_grpc as service_grpc
 
 from service.store.sealing import new_key
@@ -49,7 +58,17 @@ from tests.helpers import add_request, sms
 
 AUTH = (("crm-authorization", "Bearer pd-token"),)
 ZONE = "America/New_York"
-RETRIED = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+RETRIED = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+# A caller stops trying a message this long after its first attempt, and counts it as given up.
+GIVE_UP_SECONDS = 300.0
+# Every message must be logged within this of its first attempt.
+LOGGED_WITHIN_SECONDS = 180.0
+# The share of logged messages sent again later in the run, and the sample re-sent after the restart.
+RESEND_SHARE = 0.05
+RESEND_AFTER_RESTART = 300
+# The fake answers every company without a burst limit; the service's own budget for Pipedrive is
+# then raised to the top plan's (480 requests per 2 s, OAuth Enterprise) and printed with the figures.
+PIPEDRIVE_RATE = "480/2"
 TOKEN = re.compile(r"\[m:([a-z0-9-]+)\]")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,6 +84,11 @@ class ChaosConfig:
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/test"
     seed: int = 7
     log_dir: Path | None = None
+    # How many days before today the conversations' days lie: (nearest, farthest).
+    days_back: tuple[int, int] = (60, 90)
+    burst: int = 0
+    burst_conversations: int = 25
+    burst_in_flight: int = 200
 
 
 @dataclass
@@ -85,6 +109,15 @@ class ChaosReport:
     rejected: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     lost_ids: list[str] = field(default_factory=list)
+    # Seconds from each logged message's first attempt to the answer that said it is logged.
+    logged_after: list[float] = field(default_factory=list)
+    gave_up: int = 0
+    resent: Counter[str] = field(default_factory=Counter)
+    resent_after_restart: Counter[str] = field(default_factory=Counter)
+
+    def percentile(self, share: float) -> float:
+        ordered = sorted(self.logged_after)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
     @property
     def clean(self) -> bool:
@@ -96,13 +129,21 @@ class ChaosReport:
             and self.conversation_days == self.conversation_days_with_one_record == self.records
             and not self.rejected
             and self.in_crm == self.sent
+            and self.gave_up == 0
+            and self.percentile(1.0) <= LOGGED_WITHIN_SECONDS
+            and set(self.resent) <= {"ALREADY_LOGGED"}
+            and set(self.resent_after_restart) <= {"ALREADY_LOGGED"}
         )
 
     def render(self, config: ChaosConfig) -> str:
+        nearest, farthest = config.days_back
+        p50, p99, most = self.percentile(0.5), self.percentile(0.99), self.percentile(1.0)
         lines = [
             f"chaos: {config.processes} processes, {config.callers} callers, {config.messages} messages over "
-            f"{config.conversations} conversations, CRM fault rate {config.fault_rate:.0%},"
-            f" {self.seconds:.1f} s",
+            f"{config.conversations} conversations dated {nearest}-{farthest} days back, burst"
+            f" {config.burst} over {config.burst_conversations} conversations at {config.burst_in_flight} in"
+            f" flight, CRM fault rate {config.fault_rate:.0%}, {self.seconds:.1f} s"
+            f" (MESSAGELOG_CRM_PIPEDRIVE_RATE={PIPEDRIVE_RATE})",
             f"  messages sent:               {self.sent}",
             f"  messages in CRM:             {self.in_crm}",
             f"  duplicates:                  {self.duplicates}",
@@ -118,6 +159,11 @@ class ChaosReport:
             f"  CRM faults injected:         {_counts(self.crm_faults)}",
             f"  calls retried by callers:    {_counts(self.retried)}",
             f"  calls rejected:              {_counts(self.rejected) or 'none'}",
+            f"  first attempt to logged:     p50 {p50:.1f} s, p99 {p99:.1f} s, max {most:.1f} s"
+            f" (limit {LOGGED_WITHIN_SECONDS:.0f} s)",
+            f"  messages callers gave up on: {self.gave_up}",
+            f"  re-sent during the run:      {_counts(self.resent) or 'none'}",
+            f"  re-sent after a restart:     {_counts(self.resent_after_restart) or 'none'}",
             f"  verdict:                     {'CLEAN' if self.clean else 'BROKEN'}",
         ]
         return "\n".join(lines)
@@ -216,14 +262,26 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _messages(config: ChaosConfig, rng: random.Random) -> list[tuple[str, int, datetime, str]]:
-    """(message id, conversation index, creation time, text), spread over two local days."""
-    start = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)  # midnight in New York
+Message = tuple[str, int, datetime, str]
+
+
+def _messages(
+    count: int, conversations: range, days_back: tuple[int, int], rng: random.Random, prefix: str
+) -> list[Message]:
+    """(message id, conversation index, creation time, text): each conversation's messages spread
+    over two local days, days_back days before today, in random order."""
+    zone = ZoneInfo(ZONE)
+    today = datetime.now(zone).date()
+    first_day = {
+        c: datetime.combine(today - timedelta(days=rng.randint(*days_back)), dt_time(), zone).astimezone(UTC)
+        for c in conversations
+    }
     out = []
-    for i in range(config.messages):
-        conversation = i % config.conversations
+    for i in range(count):
+        conversation = conversations[i % len(conversations)]
+        start = first_day[conversation]
         at = start + timedelta(seconds=rng.randrange(0, 2 * 86_400 - 1)) + timedelta(milliseconds=i % 1000)
-        message_id = f"c{conversation:03d}-{i:05d}"
+        message_id = f"{prefix}{conversation:03d}-{i:05d}"
         out.append((message_id, conversation, at, f"Chaos text for {message_id} [m:{message_id}]"))
     rng.shuffle(out)
     return out
@@ -254,6 +312,7 @@ async def run(config: ChaosConfig) -> ChaosReport:
                     "MESSAGELOG_CREATE_SETTLE_SECONDS": "2",
                     "MESSAGELOG_LOG_FORMAT": "json",
                     "MESSAGELOG_SHUTDOWN_GRACE_SECONDS": "5",
+                    "MESSAGELOG_CRM_PIPEDRIVE_RATE": PIPEDRIVE_RATE,
                 }
             )
             servers = [Server(_free_port(), {**env, "MESSAGELOG_PORT": ""}, log) for log in logs]
@@ -261,27 +320,39 @@ async def run(config: ChaosConfig) -> ChaosReport:
                 server.env["MESSAGELOG_PORT"] = str(server.port)
             await asyncio.gather(*(server.start() for server in servers))
             fake.chaos = faults
-            messages = _messages(config, rng)
-            report.sent = len(messages)
+            messages = _messages(config.messages, range(config.conversations), config.days_back, rng, "c")
+            burst = _messages(
+                config.burst,
+                range(config.conversations, config.conversations + config.burst_conversations),
+                config.days_back,
+                rng,
+                "b",
+            )
+            report.sent = len(messages) + len(burst)
             channels = [grpc.aio.insecure_channel(f"127.0.0.1:{s.port}") for s in servers]
             stubs = [service_grpc.MessageLogServiceStub(c) for c in channels]
-            queue: asyncio.Queue[tuple[str, int, datetime, str]] = asyncio.Queue()
-            for message in messages:
-                queue.put_nowait(message)
+            callers = Callers(stubs, rng, report)
             done = asyncio.Event()
             killer = asyncio.create_task(_killer(servers, config, rng, report, done))
-            await asyncio.gather(*(_caller(queue, stubs, rng, report) for _ in range(config.callers)))
+            await callers.send_all(messages, config.callers, resend_share=RESEND_SHARE)
+            # A history sync's burst: one account, many calls in flight at once.
+            await callers.send_all(burst, config.burst_in_flight, resend_share=0.0)
             done.set()
             await killer
             fake.chaos = None
+            # Every server restarts (and purges at startup); logged history is still known.
+            codes = await asyncio.gather(*(server.stop() for server in servers))
+            await asyncio.gather(*(server.start() for server in servers))
+            sample = rng.sample(callers.logged, min(RESEND_AFTER_RESTART, len(callers.logged)))
+            await callers.resend(sample, report.resent_after_restart)
             for channel in channels:
                 await channel.close()
-            codes = await asyncio.gather(*(server.stop() for server in servers))
+            codes += await asyncio.gather(*(server.stop() for server in servers))
             if any(code != 0 for code in codes):
                 report.rejected["server exit " + ",".join(map(str, codes))] += 1
             report.crm_requests = len(fake.requests)
             report.crm_faults = faults.injected
-            _reckon(fake, messages, report)
+            _reckon(fake, messages + burst, report)
     finally:
         report.seconds = time.monotonic() - started
         for log in logs:
@@ -307,14 +378,50 @@ async def _killer(
         await server.start()
 
 
-async def _caller(
-    queue: asyncio.Queue[tuple[str, int, datetime, str]],
-    stubs: list[service_grpc.MessageLogServiceStub],
-    rng: random.Random,
-    report: ChaosReport,
-) -> None:
-    while not queue.empty():
-        message_id, conversation, at, text = queue.get_nowait()
+class Callers:
+    """Callers as a client should be: any server, RetryInfo honoured, a bounded wait per message."""
+
+    def __init__(
+        self, stubs: list[service_grpc.MessageLogServiceStub], rng: random.Random, report: ChaosReport
+    ) -> None:
+        self.stubs = stubs
+        self.rng = rng
+        self.report = report
+        self.logged: list[Message] = []
+
+    async def send_all(self, messages: list[Message], in_flight: int, *, resend_share: float) -> None:
+        queue: asyncio.Queue[tuple[Message, bool]] = asyncio.Queue()
+        for message in messages:
+            queue.put_nowait((message, False))
+        pending = len(messages)
+
+        async def caller() -> None:
+            nonlocal pending
+            while pending:
+                try:
+                    message, again = await asyncio.wait_for(queue.get(), timeout=0.5)
+                except TimeoutError:
+                    continue
+                outcome = await self.send(message)
+                if again:
+                    self.report.resent[outcome or "failed"] += 1
+                elif outcome is not None and self.rng.random() < resend_share:
+                    # Sent again later, once the queue has moved on (and servers have been killed).
+                    queue.put_nowait((message, True))
+                    pending += 1
+                if outcome is not None and not again:
+                    self.logged.append(message)
+                pending -= 1
+
+        await asyncio.gather(*(caller() for _ in range(in_flight)))
+
+    async def resend(self, messages: list[Message], outcomes: Counter[str]) -> None:
+        for outcome in await asyncio.gather(*(self.send(m, timed=False) for m in messages)):
+            outcomes[outcome or "failed"] += 1
+
+    async def send(self, message: Message, *, timed: bool = True) -> str | None:
+        """Sends until the service answers; returns the outcome's name, None if not logged."""
+        message_id, conversation, at, text = message
         request = add_request(
             "pipedrive",
             sms(
@@ -322,41 +429,59 @@ async def _caller(
                 at.isoformat(),
                 text,
                 conversation=f"conv-{conversation:03d}",
-                inbound=rng.random() < 0.5,
+                inbound=conversation % 2 == 0,
             ),
             contact_id=str(1000 + conversation),
             user_name="Chaos Agent",
             time_zone=ZONE,
         )
-        for attempt in range(200):
+        first = time.monotonic()
+        attempt = 0
+        while True:
             try:
-                await rng.choice(stubs).AddMessageLog(request, metadata=AUTH, timeout=10)
-                break
+                response = await self.rng.choice(self.stubs).AddMessageLog(request, metadata=AUTH, timeout=10)
             except grpc.aio.AioRpcError as error:
-                reason = _reason(error)
-                if error.code() not in RETRIED:
-                    report.rejected[f"{error.code().name} {reason}"] += 1
-                    break
-                report.retried[f"{error.code().name} {reason}".strip()] += 1
-                await asyncio.sleep(min(2.0, 0.05 * 2 ** min(attempt, 5)) * rng.uniform(0.5, 1.0))
-        else:
-            report.rejected["gave up after 200 attempts"] += 1
+                reason, retry_delay = _details(error)
+                retryable = error.code() in RETRIED and (
+                    error.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED or retry_delay is not None
+                )
+                if not retryable:
+                    self.report.rejected[f"{error.code().name} {reason}"] += 1
+                    return None
+                self.report.retried[f"{error.code().name} {reason}".strip()] += 1
+                pause = retry_delay if retry_delay is not None else min(2.0, 0.05 * 2 ** min(attempt, 5))
+                pause *= self.rng.uniform(1.0, 1.2) if retry_delay is not None else self.rng.uniform(0.5, 1.0)
+                if time.monotonic() + pause - first > GIVE_UP_SECONDS:
+                    self.report.gave_up += 1
+                    return None
+                attempt += 1
+                await asyncio.sleep(pause)
+                continue
+            if timed:
+                self.report.logged_after.append(time.monotonic() - first)
+            return str(pb.LogOutcome.Name(response.outcome)).removeprefix("LOG_OUTCOME_")
 
 
-def _reason(error: grpc.aio.AioRpcError) -> str:
+def _details(error: grpc.aio.AioRpcError) -> tuple[str, float | None]:
+    """The ErrorInfo reason and the RetryInfo delay (seconds) of a failed call."""
     from google.rpc import error_details_pb2, status_pb2
 
+    reason, delay = "", None
     for key, value in error.trailing_metadata() or ():
         if key == "grpc-status-details-bin":
             for detail in status_pb2.Status.FromString(value).details:
                 if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                     info = error_details_pb2.ErrorInfo()
                     detail.Unpack(info)
-                    return info.reason
-    return ""
+                    reason = info.reason
+                elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                    retry = error_details_pb2.RetryInfo()
+                    detail.Unpack(retry)
+                    delay = retry.retry_delay.ToNanoseconds() / 1e9
+    return reason, delay
 
 
-def _reckon(fake: FakePipedrive, messages: list[tuple[str, int, datetime, str]], report: ChaosReport) -> None:
+def _reckon(fake: FakePipedrive, messages: list[Message], report: ChaosReport) -> None:
     zone = ZoneInfo(ZONE)
     day_of = {m: (conv, at.astimezone(zone).date()) for m, conv, at, _ in messages}
     created = {m: at for m, _, at, _ in messages}
@@ -387,15 +512,27 @@ def _reckon(fake: FakePipedrive, messages: list[tuple[str, int, datetime, str]],
     report.conversation_days_with_one_record = sum(1 for day in all_days if len(records_of_day[day]) == 1)
 
 
+def _day_range(text: str) -> tuple[int, int]:
+    nearest, _, farthest = text.partition("-")
+    return int(nearest), int(farthest or nearest)
+
+
 def main() -> int:
     # Servers killed mid-request drop their connections to the fake CRM on purpose; aiohttp would
     # print a traceback for each.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     defaults = ChaosConfig()
-    for name in ("processes", "callers", "messages", "conversations", "kills", "seed"):
+    names = ("processes", "callers", "messages", "conversations", "kills", "seed", "burst")
+    for name in (*names, "burst_conversations", "burst_in_flight"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     parser.add_argument("--fault-rate", type=float, default=defaults.fault_rate)
+    parser.add_argument(
+        "--days-back",
+        type=_day_range,
+        default=defaults.days_back,
+        help="NEAREST-FARTHEST: how many days before today the conversations' days lie",
+    )
     parser.add_argument(
         "--postgres-url", default=os.environ.get("MESSAGELOG_TEST_POSTGRES_URL", defaults.postgres_url)
     )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,8 +12,7 @@ from messagelog.v1 import message_log_pb2 as pb
 from service.validation import MAX_ATTACHMENTS, MAX_REQUEST_BYTES, MAX_REQUEST_BYTES_RECEIVED, MAX_TEXT_CHARS
 from tests.conftest import Harness
 from tests.fakes.pipedrive import FakePipedrive
-from tests.helpers import StatusDetails, add_request, sms
-from tests.security.conftest import CALLER_TOKEN, OTHER_CALLER_TOKEN, bearer
+from tests.helpers import add_request, sms
 
 AUTH = "Bearer pd-token"
 
@@ -73,32 +70,3 @@ async def test_too_many_attachments_is_invalid_argument(pipedrive: Harness) -> N
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
     assert status.fields == {"message.attachments"}
     assert pipedrive.fake.requests == []
-
-
-async def test_calls_beyond_a_callers_concurrency_limit_are_resource_exhausted(
-    make_harness: Callable[..., Any], tokens_file: Path
-) -> None:
-    settings = {
-        "MESSAGELOG_AUTH_TOKENS_FILE": str(tokens_file),
-        "MESSAGELOG_MAX_CONCURRENT_CALLS_PER_CALLER": "2",
-    }
-    fake = FakePipedrive()
-    fake.reply_delay = 0.3
-    async with make_harness(fake, AUTH, extra_metadata=bearer(CALLER_TOKEN), **settings) as h:
-        other = Harness(h.stub, fake, h.server, AUTH, bearer(OTHER_CALLER_TOKEN))
-        # One contact each, so no call waits on another's digest.
-        requests = [add_request("pipedrive", sms(f"m{i}"), contact_id=str(40 + i)) for i in range(3)]
-        results = await asyncio.gather(
-            *(h.add(r) for r in requests),
-            other.add(add_request("pipedrive", sms("m9"), contact_id="49")),
-            return_exceptions=True,
-        )
-        after = await h.add(add_request("pipedrive", sms("m5"), contact_id="45"))
-
-    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
-    assert len(refused) == 1
-    status = StatusDetails(refused[0])
-    assert (status.code, status.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "CALLER_CONCURRENCY_LIMIT")
-    # The other caller has its own allowance, and a freed slot is usable again.
-    assert not isinstance(results[3], BaseException)
-    assert after.outcome == pb.LOG_OUTCOME_CREATED

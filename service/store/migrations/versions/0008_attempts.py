@@ -2,14 +2,14 @@
 in the CRM; and the indexes those two read by (an account's days, a message id alone).
 
 Revision ID: 0008
-Revises: 0009
+Revises: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0009"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -4,14 +4,14 @@ zone: the zone of the digest's first call, in which every write renders it. part
 continues_log_id: a record holds at most so much (service.store.RecordCap); past it the day
 continues in the next part, a digest of its own that names the CRM record it continues.
 
-Revision ID: 0009
+Revision ID: 0006
 Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
