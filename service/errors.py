@@ -209,6 +209,10 @@ class CrmError(MessageLogError):
         self.http_status = http_status
         self.maybe_applied = self.retryable if maybe_applied is None else maybe_applied
         self.in_flight = in_flight
+        # The CRM's own error code and a short message (see HttpCrmAdapter.error_fields), for the
+        # caller's ErrorInfo; "" when the reply had none, or the message quoted the request.
+        self.crm_code = ""
+        self.crm_message = ""
 
 
 class CrmAuthFailed(CrmError):

@@ -289,8 +289,13 @@ def error_metadata(exc: MessageLogError, crm: str) -> tuple[tuple[str, str | byt
     info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN)
     if crm:
         info.metadata["crm"] = crm[:32]
-    if isinstance(exc, CrmError) and exc.http_status:
-        info.metadata["crm_http_status"] = str(exc.http_status)
+    if isinstance(exc, CrmError):
+        if exc.http_status:
+            info.metadata["crm_http_status"] = str(exc.http_status)
+        if exc.crm_code:
+            info.metadata["crm_error_code"] = exc.crm_code
+        if exc.crm_message:
+            info.metadata["crm_error_message"] = exc.crm_message
     status = status_pb2.Status(code=_rpc_code(exc.grpc_code), message=exc.message)
     status.details.add().Pack(info)
     if isinstance(exc, InvalidRequest):

@@ -116,6 +116,14 @@ class AccountLookup:
 
 
 @dataclass(frozen=True)
+class ErrorFields:
+    """Where a CRM's error reply carries its own error code and its message (either may be None)."""
+
+    code_at: tuple[str | int, ...] | None
+    message_at: tuple[str | int, ...] | None
+
+
+@dataclass(frozen=True)
 class VerifiedAccount:
     """Whose account a credential belongs to, as the CRM said: `key` names it among all CRMs and
     keys every piece of state kept for it; `user_name` is the credential's user, where the
@@ -236,6 +244,8 @@ class HttpCrmAdapter(ABC):
     versions: ClassVar[RecordVersions | None] = None
     # find_created finds a record a create made whose reply was lost.
     finds_created: ClassVar[bool] = False
+    # Where the CRM's error replies carry its error code and message (see _error_detail).
+    error_fields: ClassVar[ErrorFields | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Checks at import that an adapter's declarations and its methods agree, so the digest
@@ -585,8 +595,36 @@ class HttpCrmAdapter(ABC):
                 duration_ms=round(elapsed * 1000, 1),
             )
         if status >= 300:
-            raise self.error_for(response, operation)
+            error = self.error_for(response, operation)
+            error.crm_code, error.crm_message = self._error_detail(response, call, json)
+            raise error
         return response
+
+    def _error_detail(self, response: httpx.Response, call: CrmCall, sent: Any) -> tuple[str, str]:
+        """The CRM's error code and message from its reply, where `error_fields` says they are.
+
+        The code is kept only if it is a short identifier. The message is cleaned and cut, and it
+        is withheld whole when any word of it (four characters or more) is among what this call
+        sent: a CRM that quotes a request back would otherwise hand message text, names or a
+        credential to the status.
+        """
+        shape = self.error_fields
+        if shape is None or not response.content:
+            return "", ""
+        try:
+            body = response.json()
+        except (ValueError, RecursionError):
+            return "", ""
+        code = _text_at(body, shape.code_at)
+        if not _ERROR_CODE.fullmatch(code):
+            code = ""
+        message = " ".join(_text_at(body, shape.message_at).split())[:_ERROR_MESSAGE_CHARS]
+        if not message.isprintable():
+            message = ""
+        sent_text = " ".join([call.authorization, *_strings_in(sent)]).casefold()
+        if any(word.casefold() in sent_text for word in _WORD.findall(message)):
+            message = ""
+        return code, message
 
     def _timeout(self, call: CrmCall) -> float:
         timeout = self.settings.timeout_seconds
@@ -716,3 +754,38 @@ def account_url_problem(url: str) -> str | None:
     if any(not _PATH_SEGMENT.fullmatch(s) or s in (".", "..") for s in segments):
         return "may have a path only of plain segments (letters, digits, . _ ~ -; no '..', query or fragment)"
     return None
+
+
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_ERROR_MESSAGE_CHARS = 160
+_WORD = re.compile(r"\w{4,}")
+
+
+def _text_at(body: Any, path: tuple[str | int, ...] | None) -> str:
+    """The string or number at path in a CRM reply, or "" when there is none."""
+    if path is None:
+        return ""
+    node = body
+    for key in path:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return ""
+    if isinstance(node, bool) or not isinstance(node, str | int):
+        return ""
+    return str(node)
+
+
+def _strings_in(value: Any) -> list[str]:
+    """Every string and number value in a JSON document (its keys are our field names, not input)."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str | int | float) and not isinstance(node, bool):
+            found.append(str(node))
+    return found

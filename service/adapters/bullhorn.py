@@ -47,6 +47,7 @@ from service.adapters.base import (
     AccountLookup,
     CrmCall,
     CurrentRecord,
+    ErrorFields,
     HttpCrmAdapter,
     TtlCache,
     Written,
@@ -69,6 +70,7 @@ _SESSION_KEY = secrets.token_bytes(32)
 
 class BullhornAdapter(HttpCrmAdapter):
     name = "bullhorn"
+    error_fields = ErrorFields(code_at=("errorMessageKey",), message_at=("errorMessage",))
     body_format = BodyFormat.HTML
     host_patterns = (r"rest(-[a-z]+)?[0-9]*\.bullhornstaffing\.com",)
     account_url_key = _REST_URL_KEY

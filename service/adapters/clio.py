@@ -34,6 +34,7 @@ from service.adapters.base import (
     AccountLookup,
     CrmCall,
     CurrentRecord,
+    ErrorFields,
     HttpCrmAdapter,
     RecordVersions,
     Written,
@@ -50,6 +51,7 @@ _LIST_LIMIT = 200
 
 class ClioAdapter(HttpCrmAdapter):
     name = "clio"
+    error_fields = ErrorFields(code_at=("error", "type"), message_at=("error", "message"))
     body_format = BodyFormat.TEXT
     host_patterns = (r"((eu|ca|au)\.)?app\.clio\.com",)
     # Clio returns only id and etag unless the fields wanted are named: the user's name and the

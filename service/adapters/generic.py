@@ -34,6 +34,7 @@ from urllib.parse import quote
 from service.adapters.base import (
     CrmCall,
     CurrentRecord,
+    ErrorFields,
     HttpCrmAdapter,
     VerifiedAccount,
     Written,
@@ -45,6 +46,7 @@ from service.render import BodyFormat, RenderedRecord, ref_in
 
 class GenericAdapter(HttpCrmAdapter):
     name = "generic"
+    error_fields = ErrorFields(code_at=None, message_at=("error",))
     body_format = BodyFormat.TEXT
     default_base_url = None
     reads_records = True

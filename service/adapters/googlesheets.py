@@ -44,6 +44,7 @@ from service.adapters.base import (
     AccountLookup,
     CrmCall,
     CurrentRecord,
+    ErrorFields,
     HttpCrmAdapter,
     TtlCache,
     Written,
@@ -66,6 +67,7 @@ _BODY_COLUMN = HEADER.index("Log")
 
 class GoogleSheetsAdapter(HttpCrmAdapter):
     name = "googlesheets"
+    error_fields = ErrorFields(code_at=("error", "status"), message_at=("error", "message"))
     body_format = BodyFormat.TEXT
     host_patterns = (r"sheets\.googleapis\.com",)
     default_base_url = "https://sheets.googleapis.com/v4/spreadsheets"

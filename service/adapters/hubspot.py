@@ -49,6 +49,7 @@ from service.adapters.base import (
     AccountLookup,
     CrmCall,
     CurrentRecord,
+    ErrorFields,
     HttpCrmAdapter,
     TtlCache,
     Written,
@@ -73,6 +74,7 @@ _SEARCH_LIMIT = 100
 
 class HubspotAdapter(HttpCrmAdapter):
     name = "hubspot"
+    error_fields = ErrorFields(code_at=("category",), message_at=("message",))
     body_format = BodyFormat.HTML
     host_patterns = (r"api\.hubapi\.com",)
     default_base_url = "https://api.hubapi.com"

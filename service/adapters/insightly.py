@@ -35,6 +35,7 @@ from service.adapters.base import (
     AccountLookup,
     CrmCall,
     CurrentRecord,
+    ErrorFields,
     HttpCrmAdapter,
     Written,
     record_id,
@@ -50,6 +51,7 @@ _SEARCH_LIMIT = 500
 
 class InsightlyAdapter(HttpCrmAdapter):
     name = "insightly"
+    error_fields = ErrorFields(code_at=None, message_at=("Message",))
     body_format = BodyFormat.TEXT
     host_patterns = (r"api\.[a-z0-9]+\.insightly\.com",)
     default_base_url = "https://{hostname}/v3.1"

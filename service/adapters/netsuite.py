@@ -46,6 +46,7 @@ from service.adapters.base import (
     AccountLookup,
     CrmCall,
     CurrentRecord,
+    ErrorFields,
     HttpCrmAdapter,
     Written,
     field_at,
@@ -65,6 +66,9 @@ _FIND_LIMIT = 50
 
 class NetSuiteAdapter(HttpCrmAdapter):
     name = "netsuite"
+    error_fields = ErrorFields(
+        code_at=("o:errorDetails", 0, "o:errorCode"), message_at=("o:errorDetails", 0, "detail")
+    )
     body_format = BodyFormat.TEXT
     # The REST host every request goes to (an app host is first turned into it).
     host_patterns = (r"[a-z0-9]+(-[a-z0-9]+)?\.suitetalk\.api\.netsuite\.com",)

@@ -38,6 +38,7 @@ from service.adapters.base import (
     AccountLookup,
     CrmCall,
     CurrentRecord,
+    ErrorFields,
     HttpCrmAdapter,
     TtlCache,
     Written,
@@ -57,6 +58,7 @@ _CALL = "call"
 
 class PipedriveAdapter(HttpCrmAdapter):
     name = "pipedrive"
+    error_fields = ErrorFields(code_at=("code",), message_at=("error",))
     body_format = BodyFormat.HTML
     host_patterns = (r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.pipedrive\.com",)
     identity = AccountLookup("/api/v1/users/me", account_at=("data", "company_id"), name_at=("data", "name"))

@@ -31,6 +31,7 @@ from service.adapters.base import (
     AccountLookup,
     CrmCall,
     CurrentRecord,
+    ErrorFields,
     HttpCrmAdapter,
     Written,
     field_at,
@@ -46,6 +47,7 @@ _ACTIVITY_CODE_ID = 3
 
 class RedtailAdapter(HttpCrmAdapter):
     name = "redtail"
+    error_fields = ErrorFields(code_at=None, message_at=("message",))
     body_format = BodyFormat.HTML
     host_patterns = (r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+redtailtechnology\.com",)
     default_base_url = "https://{hostname}/api/public/v1"

@@ -48,6 +48,7 @@ from service.adapters.base import (
     AccountLookup,
     CrmCall,
     CurrentRecord,
+    ErrorFields,
     HttpCrmAdapter,
     Written,
     field_at,
@@ -73,6 +74,7 @@ _FIND_LIMIT = 200
 
 class SalesforceAdapter(HttpCrmAdapter):
     name = "salesforce"
+    error_fields = ErrorFields(code_at=(0, "errorCode"), message_at=(0, "message"))
     body_format = BodyFormat.TEXT
     host_patterns = (
         r"[a-z0-9]([a-z0-9-]*[a-z0-9])?\.((sandbox|develop|free|scratch|demo|patch|trailblaze)\.)?my\.salesforce\.com",

@@ -31,6 +31,7 @@ from service.adapters.base import (
     AccountLookup,
     CrmCall,
     CurrentRecord,
+    ErrorFields,
     HttpCrmAdapter,
     Written,
     field_at,
@@ -49,6 +50,7 @@ _SEARCH_PAGES = 5
 
 class ZohoAdapter(HttpCrmAdapter):
     name = "zoho"
+    error_fields = ErrorFields(code_at=("code",), message_at=("message",))
     body_format = BodyFormat.TEXT
     host_patterns = (r"www\.zohoapis\.(com|eu|in|com\.au|jp|com\.cn|ca|sa)",)
     account_url_key = _API_DOMAIN
