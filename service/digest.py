@@ -86,7 +86,7 @@ class DigestLogger:
         # Whose account this is, as the CRM says, before anything is filed or read: a credential
         # the CRM refuses raises here, having filed, held and learned nothing.
         account = await adapter.verify_account(call)
-        request = replace(request, account=account.key)
+        request = replace(request, account=account.key, account_user_id=account.user_id or "")
         if not request.user.name and account.user_name:
             request = replace(request, user=replace(request.user, name=account.user_name))
         # Every CRM request of this call, and of the write it may leave running, waits for a slot
@@ -637,6 +637,7 @@ def _crm_call(request: LogRequest, deadline: float) -> CrmCall:
         extras=request.additional_submission,
         deadline=deadline,
         account=request.account,
+        account_user_id=request.account_user_id,
     )
 
 

@@ -120,8 +120,10 @@ class LogRequest:
     additional_submission: Mapping[str, str]
     authorization: str
     log_id: str = ""
-    # The CRM account written to, as the adapter names it (see HttpCrmAdapter.account_key).
+    # The CRM account written to, as the CRM named it for the call's credential (verify_account).
     account: str = ""
+    # The credential's user, where the CRM's identity reply names it by id; else "".
+    account_user_id: str = ""
 
     @property
     def local_date(self) -> date:

@@ -113,6 +113,8 @@ class AccountLookup:
     account_at: tuple[str | int, ...]
     params: Mapping[str, str] | None = None
     name_at: tuple[str | int, ...] | None = None
+    # Where the reply names the credential's user by id, for CRMs whose records name their author.
+    user_id_at: tuple[str | int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class VerifiedAccount:
 
     key: str
     user_name: str | None = None
+    user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ class CrmCall:
     expected_version: str | None = None
     # The account the CRM said the credential belongs to (VerifiedAccount.key); "" until verified.
     account: str = ""
+    # The credential's user as the identity reply names it (VerifiedAccount.user_id), or "".
+    account_user_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -355,7 +360,8 @@ class HttpCrmAdapter(ABC):
         name = None
         if lookup.name_at is not None:
             name = str(field_at(body, *lookup.name_at))
-        return VerifiedAccount(f"{self.name}:{account}", name)
+        user_id = None if lookup.user_id_at is None else record_id(body, *lookup.user_id_at)
+        return VerifiedAccount(f"{self.name}:{account}", name, user_id)
 
     def identity_path(self, call: CrmCall) -> str:
         """The identity lookup's path; adapters whose path names a part of the account override it."""

@@ -34,22 +34,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from service.adapters.base import (
-    ACCOUNT_TTL_SECONDS,
     AccountLookup,
     CrmCall,
     CurrentRecord,
     ErrorFields,
     HttpCrmAdapter,
-    TtlCache,
     Written,
     field_at,
     record_id,
@@ -64,8 +59,6 @@ _ACTION_LIMIT = 30
 _RATE_LIMIT_WAIT_SECONDS = 1.0
 # How many of the contact's newest notes a lost create is looked for among.
 _FIND_LIMIT = 50
-# The key of the in-process hash under which a session's user is remembered (never the token).
-_SESSION_KEY = secrets.token_bytes(32)
 
 
 class BullhornAdapter(HttpCrmAdapter):
@@ -74,13 +67,11 @@ class BullhornAdapter(HttpCrmAdapter):
     body_format = BodyFormat.HTML
     host_patterns = (r"rest(-[a-z]+)?[0-9]*\.bullhornstaffing\.com",)
     account_url_key = _REST_URL_KEY
-    identity = AccountLookup("/settings/corporationId,userId", account_at=("corporationId",))
+    identity = AccountLookup(
+        "/settings/corporationId,userId", account_at=("corporationId",), user_id_at=("userId",)
+    )
     reads_records = True
     finds_created = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._session_users: TtlCache[bytes, int] = TtlCache(ACCOUNT_TTL_SECONDS)
 
     def validate(self, call: CrmCall) -> None:
         super().validate(call)
@@ -93,18 +84,10 @@ class BullhornAdapter(HttpCrmAdapter):
     def auth_headers(self, call: CrmCall) -> dict[str, str]:
         return {"BhRestToken": call.authorization}
 
-    def account_in(self, call: CrmCall, reply: Any) -> str:
-        # The identity reply also names the session's user: remembered for the notes it writes.
-        self._session_users.put(_session_key(call), _user_id(reply))
-        return super().account_in(call, reply)
-
-    async def prepare_create(self, call: CrmCall) -> None:
-        await self._session_user(call)
-
     async def create(self, call: CrmCall, record: RenderedRecord) -> Written:
         payload = {
             "personReference": {"id": numeric_id("contact.id", call.contact.id, "Bullhorn")},
-            "commentingPerson": {"id": await self._session_user(call)},
+            "commentingPerson": {"id": _session_user(call)},
             **_note(call, record),
         }
         # Bullhorn creates with PUT and updates with POST: the create is the one never to repeat.
@@ -170,26 +153,12 @@ class BullhornAdapter(HttpCrmAdapter):
             error.retry_after = _RATE_LIMIT_WAIT_SECONDS
         return error
 
-    async def _session_user(self, call: CrmCall) -> int:
-        """The CorporateUser id of the call's session, from the identity reply (or asked again
-        when that has been forgotten)."""
 
-        async def fetch() -> int:
-            body = await self.request(call, "GET", "/settings/userId", operation="get_session_user")
-            return _user_id(body)
-
-        return await self._session_users.get_or_fetch(_session_key(call), fetch)
-
-
-def _session_key(call: CrmCall) -> bytes:
-    return hmac.new(_SESSION_KEY, call.authorization.encode(), hashlib.sha256).digest()
-
-
-def _user_id(reply: Any) -> int:
-    value = record_id(reply, "userId")
-    if not value.isdigit():
+def _session_user(call: CrmCall) -> int:
+    """The CorporateUser id of the call's session, as the identity reply named it."""
+    if not call.account_user_id.isdigit():
         raise CrmBadResponse("bullhorn named the session's user with something other than an id")
-    return int(value)
+    return int(call.account_user_id)
 
 
 def _note(call: CrmCall, record: RenderedRecord) -> dict[str, Any]:
