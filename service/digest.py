@@ -155,14 +155,22 @@ class DigestLogger:
                 return _Seen(current=current)
         return _Seen(held=remaining)
 
-    async def _sent(self, digest: StoredDigest, write: Awaitable[T]) -> T:
+    async def _sent(self, digest: StoredDigest, write: Awaitable[T], text: str | None = None) -> T:
         """Awaits a CRM write. Unanswered, it may still be applied late, after a newer write, and
         undo that one: the digest is held back for the settle window (a read or a search that
-        goes unanswered changes nothing, and holds nothing back)."""
+        goes unanswered changes nothing, and holds nothing back).
+
+        `text` is the fingerprint of an update's text. When the HTTP layer sent that update more
+        than once (a 5xx answered one copy, which may have been applied), the record showing the
+        text no longer proves that the unanswered copy landed: the text is noted as sent again,
+        so it is not unique (_lost_text_is_unique) and the hold runs its full window.
+        """
         try:
             return await write
         except CrmError as exc:
             if exc.in_flight:
+                if text is not None and exc.attempts > 1:
+                    await self._store.write_sent(digest.id, text, [*digest.sent_fingerprints, text])
                 await self._store.unsettled_until(digest.id, int((time.time() + self._settle_seconds) * 1000))
             raise
 
@@ -223,9 +231,11 @@ class DigestLogger:
         await self._store.write_sent(digest.id, sent, digest.sent_fingerprints)
         adapter, call = writing.adapter, writing.call
         if version is None:
-            written = await self._sent(digest, adapter.update(call, log_id, record))
+            written = await self._sent(digest, adapter.update(call, log_id, record), sent)
         else:
-            written = await self._sent(digest, adapter.update_unless_changed(call, log_id, record, version))
+            written = await self._sent(
+                digest, adapter.update_unless_changed(call, log_id, record, version), sent
+            )
         return _Written(log_id, "append", sent, written.version, self._fills(record))
 
     async def _create(self, writing: _Writing, digest: StoredDigest, found: str | None = None) -> _Written:
@@ -245,7 +255,7 @@ class DigestLogger:
             if found is not None:
                 sent = fingerprint(record.body)
                 await self._store.write_sent(digest.id, sent, digest.sent_fingerprints)
-                updated = await self._sent(digest, adapter.update(call, found, record))
+                updated = await self._sent(digest, adapter.update(call, found, record), sent)
                 return _Written(found, "create", sent, updated.version, self._fills(record))
         await self._store.create_sent(digest.id)
         created = await self._sent(digest, adapter.create(call, record))

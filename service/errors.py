@@ -209,6 +209,8 @@ class CrmError(MessageLogError):
         self.http_status = http_status
         self.maybe_applied = self.retryable if maybe_applied is None else maybe_applied
         self.in_flight = in_flight
+        # How many times the request was sent before this error ended it (see request_response).
+        self.attempts = 1
         # The CRM's own error code and a short message (see HttpCrmAdapter.error_fields), for the
         # caller's ErrorInfo; "" when the reply had none, or the message quoted the request.
         self.crm_code = ""

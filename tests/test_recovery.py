@@ -149,3 +149,23 @@ async def test_a_lost_write_repeating_a_landed_text_is_waited_for(pipedrive: Har
 
     assert held.reason == "WRITE_UNSETTLED"
     assert len(fake_pipedrive(pipedrive).calls("PATCH", RECORD)) == patches
+
+
+async def test_an_append_sent_twice_by_a_retry_holds_even_though_the_record_shows_its_text(
+    pipedrive: Harness,
+) -> None:
+    # The first copy of the append is applied and answered 500, so the HTTP layer sends it again;
+    # that second copy gets no answer and may still land. Reading the record shows the text, but
+    # that proves only the first copy landed: writing now could be undone by the second.
+    await add(pipedrive, "m1", 0)
+    fake = fake_pipedrive(pipedrive)
+    fake.inject(Fault(status=500, body={"success": False}, method="PATCH", after_effect=True))
+    fake.inject(Fault(drop_connection=True, method="PATCH"))
+    lost = await pipedrive.add_error(add_request("pipedrive", message("m2", 1)))
+    assert lost.code == grpc.StatusCode.UNAVAILABLE
+    assert len(fake.calls("PATCH", RECORD)) == 2
+
+    held = await pipedrive.add_error(add_request("pipedrive", message("m3", 2)))
+
+    assert held.reason == "WRITE_UNSETTLED"
+    assert len(fake.calls("PATCH", RECORD)) == 2

@@ -499,6 +499,7 @@ class HttpCrmAdapter(ABC):
             except CrmError as exc:
                 delay = self._retry_delay(exc, attempt, repeatable, method in ("GET", "HEAD"), call)
                 if delay is None:
+                    exc.attempts = attempt
                     raise
             attempt += 1
             stats = crm_call_stats.get()
