@@ -102,7 +102,8 @@ def _time(value: Any) -> timestamp_pb2.Timestamp | None:
 def _attachment_link(record: dict[str, Any], attachment_type: str) -> str:
     """The `link` of the record's first attachment of this type (RingCentral App Connect takes a
     voicemail's recording link from its AudioRecording attachment and a fax's document link from
-    its RenderedDocument one: /work/shared/research/app-connect.md, section 1.2 step 9)."""
+    its RenderedDocument one: our research notes on the system this replaces, app-connect.md,
+    section 1.2 step 9)."""
     for attachment in record.get("attachments") or []:
         if isinstance(attachment, dict) and attachment.get("type") == attachment_type:
             return str(attachment.get("link") or "")
