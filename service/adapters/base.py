@@ -363,6 +363,14 @@ class HttpCrmAdapter(ABC):
         user_id = None if lookup.user_id_at is None else record_id(body, *lookup.user_id_at)
         return VerifiedAccount(f"{self.name}:{account}", name, user_id)
 
+    async def read_fields(self, call: CrmCall, path: str, fields: str, *, operation: str) -> dict[str, Any]:
+        """GETs a record with `?fields=` (the CRMs whose record reads name the fields wanted) and
+        returns it, or raises CrmBadResponse when the reply is not a JSON object."""
+        body = await self.request(call, "GET", path, params={"fields": fields}, operation=operation)
+        if not isinstance(body, dict):
+            raise CrmBadResponse(f"{self.name} answered {operation} without the record")
+        return body
+
     def identity_path(self, call: CrmCall) -> str:
         """The identity lookup's path; adapters whose path names a part of the account override it."""
         assert self.identity is not None

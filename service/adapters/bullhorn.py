@@ -97,14 +97,9 @@ class BullhornAdapter(HttpCrmAdapter):
         return Written(record_id(body, "changedEntityId"))
 
     async def read_record(self, call: CrmCall, log_id: str) -> CurrentRecord:
-        body = await self.request(
-            call,
-            "GET",
-            f"/entity/Note/{numeric_id('log_id', log_id, 'Bullhorn')}",
-            params={"fields": "id,comments"},
-            operation="get_note",
-        )
-        note = body.get("data", body) if isinstance(body, dict) else None
+        path = f"/entity/Note/{numeric_id('log_id', log_id, 'Bullhorn')}"
+        body = await self.read_fields(call, path, "id,comments", operation="get_note")
+        note = body.get("data", body)
         if not isinstance(note, dict):
             raise CrmBadResponse("bullhorn answered get_note without the note")
         return CurrentRecord(str(note.get("comments") or ""))

@@ -111,16 +111,9 @@ class NetSuiteAdapter(HttpCrmAdapter):
         return Written(new_id)
 
     async def read_record(self, call: CrmCall, log_id: str) -> CurrentRecord:
-        body = await self.request(
-            call,
-            "GET",
-            f"{_PHONE_CALLS}/{digits_id('log_id', log_id, 'NetSuite')}",
-            params={"fields": "message"},
-            operation="get_phonecall",
-        )
-        if not isinstance(body, dict):
-            raise CrmBadResponse("netsuite answered get_phonecall without the phone call")
-        return CurrentRecord(str(body.get("message") or ""))
+        path = f"{_PHONE_CALLS}/{digits_id('log_id', log_id, 'NetSuite')}"
+        call_record = await self.read_fields(call, path, "message", operation="get_phonecall")
+        return CurrentRecord(str(call_record.get("message") or ""))
 
     async def find_created(self, call: CrmCall, marker: str, since: datetime) -> str | None:
         contact = digits_id("contact.id", call.contact.id, "NetSuite")

@@ -55,7 +55,7 @@ from service.adapters.base import (
     record_id,
 )
 from service.adapters.fields import utc_iso
-from service.errors import CrmBadResponse, CrmError, CrmRateLimited, FieldViolation, InvalidRequest
+from service.errors import CrmError, CrmRateLimited, FieldViolation, InvalidRequest
 from service.render import BodyFormat, RenderedRecord
 
 _API = "/services/data/v62.0"
@@ -107,16 +107,9 @@ class SalesforceAdapter(HttpCrmAdapter):
     async def read_record(self, call: CrmCall, log_id: str) -> CurrentRecord:
         # The sObject Rows GET with fields= answers only the fields asked for ("Get Field Values
         # from a Standard Object Record", REST API Developer Guide); an empty Description is null.
-        body = await self.request(
-            call,
-            "GET",
-            f"{_TASKS}/{_salesforce_id('log_id', log_id)}",
-            params={"fields": "Description"},
-            operation="get_task",
-        )
-        if not isinstance(body, dict):
-            raise CrmBadResponse("salesforce answered get_task without the task")
-        return CurrentRecord(_description(body))
+        path = f"{_TASKS}/{_salesforce_id('log_id', log_id)}"
+        task = await self.read_fields(call, path, "Description", operation="get_task")
+        return CurrentRecord(_description(task))
 
     async def find_created(self, call: CrmCall, marker: str, since: datetime) -> str | None:
         # The ids are checked to be 15 or 18 letters and digits, so they cannot break out of the
